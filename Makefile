@@ -1,0 +1,20 @@
+# Every target sets up first (idempotent), so each works on a fresh Debian machine.
+PY := .venv/bin/python
+
+.PHONY: setup run test lint bench
+
+setup:
+	bash scripts/setup.sh
+
+run: setup
+	$(PY) -m core.devrun
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/mypy core signaling media verify approval tests bench
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

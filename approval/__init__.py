@@ -1,0 +1,1 @@
+"""Cases and the approval workflow: a pure state machine plus Redis Streams consumers."""

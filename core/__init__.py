@@ -1,0 +1,1 @@
+"""What every process shares: settings, Redis key names, wire messages, records, logging."""

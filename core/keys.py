@@ -1,0 +1,117 @@
+"""Every Redis key the system uses, named in one place.
+
+A key is never spelled anywhere else: callers use these functions.
+"""
+
+from __future__ import annotations
+
+PREFIX = "vw:"
+
+# --- queue and routing (signaling) ------------------------------------------------------
+
+
+def waiting(item_code: str) -> str:
+    """Sorted set of ticket ids waiting for one service item, scored by (priority, arrival)."""
+    return f"{PREFIX}queue:{item_code}"
+
+
+def waiting_items() -> str:
+    """Set of item codes that have (or recently had) a waiting queue."""
+    return f"{PREFIX}queue:items"
+
+
+def ticket(ticket_id: str) -> str:
+    """Hash describing one waiting applicant (terminal, item, region, priority, times)."""
+    return f"{PREFIX}ticket:{ticket_id}"
+
+
+def terminal_ticket(terminal_id: str) -> str:
+    """The ticket a terminal currently holds (string), so a reconnect finds its place."""
+    return f"{PREFIX}terminal:{terminal_id}:ticket"
+
+
+def clerk(clerk_id: str) -> str:
+    """Hash: status, reason, state, skills, regions, idle_since, offer/call ids, node."""
+    return f"{PREFIX}clerk:{clerk_id}"
+
+
+def clerks_ready() -> str:
+    """Sorted set of clerk ids that are ready and idle, scored by idle-since time."""
+    return f"{PREFIX}clerks:ready"
+
+
+def clerks_all() -> str:
+    """Set of every clerk id that has a live record."""
+    return f"{PREFIX}clerks:all"
+
+
+def clerk_presence(clerk_id: str) -> str:
+    """TTL key refreshed by the clerk's websocket; its absence means the clerk is gone."""
+    return f"{PREFIX}presence:clerk:{clerk_id}"
+
+
+def terminal_presence(terminal_id: str) -> str:
+    """TTL key refreshed by the terminal's websocket."""
+    return f"{PREFIX}presence:terminal:{terminal_id}"
+
+
+def offer(offer_id: str) -> str:
+    """Hash of one reservation: ticket, clerk, expiry."""
+    return f"{PREFIX}offer:{offer_id}"
+
+
+def offers_expiry() -> str:
+    """Sorted set of open offer ids scored by expiry time."""
+    return f"{PREFIX}offers:expiry"
+
+
+def disconnected_terminals() -> str:
+    """Sorted set of terminal ids whose connection dropped, scored by grace deadline."""
+    return f"{PREFIX}terminals:disconnected"
+
+
+def wrapups() -> str:
+    """Sorted set of clerk ids in wrap-up, scored by wrap-up end."""
+    return f"{PREFIX}clerks:wrapup"
+
+
+def handle_times(item_code: str) -> str:
+    """Capped list of recent handle times (seconds) for the estimated wait."""
+    return f"{PREFIX}handle:{item_code}"
+
+
+def call(call_id: str) -> str:
+    """Hash of one call: terminal, clerk, item, worker, state."""
+    return f"{PREFIX}call:{call_id}"
+
+
+def counters() -> str:
+    """Hash of monotonically increasing counters for the supervisor figures."""
+    return f"{PREFIX}counters"
+
+
+def routing_lock() -> str:
+    """Short lock so one node at a time runs the periodic sweeps."""
+    return f"{PREFIX}lock:sweep"
+
+
+def events_channel() -> str:
+    """Pub/sub channel that fans events out to every signaling node."""
+    return f"{PREFIX}events"
+
+
+def session(session_id: str) -> str:
+    """Login session of a staff account."""
+    return f"{PREFIX}session:{session_id}"
+
+
+def rate(conn_id: str) -> str:
+    """Unused: rate limits are per connection in memory (kept here so nobody reuses it)."""
+    return f"{PREFIX}rate:{conn_id}"
+
+
+# --- media (calls) ----------------------------------------------------------------------
+# MEDIA-KEYS (the calls issue adds its keys here)
+
+# --- approval ---------------------------------------------------------------------------
+# APPROVAL-KEYS (the approval issue adds its keys here)

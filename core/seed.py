@@ -1,0 +1,107 @@
+"""Seed command: demo accounts, demo terminals and the service catalogue.
+
+`python -m core.seed` is idempotent: rows are upserted, so running it twice is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy.dialects.postgresql import insert
+
+from core import records
+from core.catalogue import DEMO_ITEMS
+from core.credentials import hash_password, hash_token
+
+DEMO_PASSWORD = "demo1234"
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    display_name: str
+    role: str
+    region_code: str
+    skills: tuple[str, ...] = ()
+    jurisdictions: tuple[str, ...] = ()
+    review_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DemoTerminal:
+    terminal_id: str
+    name: str
+    village: str
+    region_code: str
+    token: str
+
+
+_ALL = tuple(it.code for it in DEMO_ITEMS)
+_PARTNER = tuple(it.code for it in DEMO_ITEMS if "43" in it.clerk_regions)
+
+DEMO_ACCOUNTS = [
+    DemoAccount("clerk1", "张敏（江夏区政务中心）", "clerk", "420115", _ALL, ("42",)),
+    DemoAccount("clerk2", "李强（江夏区政务中心）", "clerk", "420115", _ALL, ("4201",)),
+    DemoAccount("clerk_hn", "王芳（长沙市岳麓区政务中心）", "clerk", "430104", _PARTNER, ("43",)),
+    DemoAccount("reviewer_village", "童周岭村代办员", "reviewer", "420115",
+                review_groups=("village-review",)),
+    DemoAccount("reviewer_town", "五里界街道审核员", "reviewer", "420115",
+                review_groups=("town-natural-resources", "town-agriculture",
+                               "town-social-security", "town-medical-insurance",
+                               "town-civil-affairs", "town-health", "town-police",
+                               "town-veterans")),
+    DemoAccount("reviewer_district", "江夏区审批员", "reviewer", "420115",
+                review_groups=("district-social-security", "district-medical-insurance",
+                               "district-civil-affairs", "district-disabled-federation",
+                               "district-veterans", "district-market")),
+    DemoAccount("qa1", "质检员 赵磊", "qa", "420115"),
+    DemoAccount("admin", "系统管理员", "admin", "420115"),
+]
+
+DEMO_TERMINALS = [
+    DemoTerminal("T-420115-001", "童周岭村便民服务点", "江夏区五里界街道童周岭村", "420115",
+                 "demo-terminal-tzl-7f3a"),
+    DemoTerminal("T-420115-002", "小朱湾村便民服务点", "江夏区五里界街道小朱湾村", "420115",
+                 "demo-terminal-xzw-91c2"),
+    DemoTerminal("T-430104-001", "岳麓区政务服务大厅跨省通办窗口", "长沙市岳麓区", "430104",
+                 "demo-terminal-ylq-4d8e"),
+]
+
+
+async def seed_demo(database_url: str) -> None:
+    engine = records.make_engine(database_url)
+    pw = hash_password(DEMO_PASSWORD)
+    try:
+        async with engine.begin() as conn:
+            for a in DEMO_ACCOUNTS:
+                row = {
+                    "username": a.username, "display_name": a.display_name, "role": a.role,
+                    "password_hash": pw, "region_code": a.region_code,
+                    "skills": list(a.skills), "jurisdictions": list(a.jurisdictions),
+                    "review_groups": list(a.review_groups),
+                }
+                stmt = insert(records.accounts).values(row)
+                await conn.execute(stmt.on_conflict_do_update(
+                    index_elements=["username"],
+                    set_={k: v for k, v in row.items() if k != "password_hash"}))
+            for t in DEMO_TERMINALS:
+                row = {"terminal_id": t.terminal_id, "name": t.name, "village": t.village,
+                       "region_code": t.region_code, "token_hash": hash_token(t.token)}
+                stmt = insert(records.terminals).values(row)
+                await conn.execute(stmt.on_conflict_do_update(
+                    index_elements=["terminal_id"], set_=row))
+            for it in DEMO_ITEMS:
+                row = it.model_dump()
+                row["materials"] = [m.model_dump() for m in it.materials]
+                stmt = insert(records.service_items).values(row)
+                await conn.execute(stmt.on_conflict_do_update(index_elements=["code"], set_=row))
+    finally:
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    from core.settings import Settings
+
+    asyncio.run(seed_demo(Settings.from_env().database_url))
+    print("seeded demo accounts, terminals and service items")

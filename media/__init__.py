@@ -1,0 +1,1 @@
+"""Media workers: host calls over aiortc, relay tracks, record, capture scans."""

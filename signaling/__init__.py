@@ -1,0 +1,1 @@
+"""Signaling: aiohttp HTTP + WebSocket server (auth, queue and routing, call set-up, REST)."""
