@@ -1,0 +1,206 @@
+"""Wire messages of the signaling WebSocket, validated at the edge by pydantic.
+
+Every message is `{"type": ..., "id": ...}` plus its fields. Clients send intents; the
+server pushes state. `docs/protocol.md` shows one example of each; tests use these models.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str | None = Field(default=None, max_length=64)
+
+
+# --- client → server ---------------------------------------------------------------------
+
+
+class JoinQueue(_Msg):
+    type: Literal["join_queue"]
+    item_code: str = Field(min_length=1, max_length=32)
+    priority: bool = False  # elderly, disabled: served first (declared at the terminal)
+    # Region whose office must handle the matter (属地办理); defaults to the terminal's.
+    handling_region: str | None = Field(default=None, pattern=r"^\d{2,12}$")
+
+
+class LeaveQueue(_Msg):
+    type: Literal["leave_queue"]
+
+
+class SetStatus(_Msg):
+    type: Literal["set_status"]
+    status: Literal["ready", "not_ready"]
+    reason: str | None = Field(default=None, max_length=64)
+
+
+class AcceptOffer(_Msg):
+    type: Literal["accept_offer"]
+    offer_id: str = Field(min_length=1, max_length=64)
+
+
+class RejectOffer(_Msg):
+    type: Literal["reject_offer"]
+    offer_id: str = Field(min_length=1, max_length=64)
+
+
+class EndCall(_Msg):
+    type: Literal["end_call"]
+    call_id: str = Field(min_length=1, max_length=64)
+
+
+class InviteClerk(_Msg):
+    type: Literal["invite_clerk"]
+    call_id: str = Field(min_length=1, max_length=64)
+    username: str = Field(min_length=1, max_length=64)
+
+
+class AcceptInvite(_Msg):
+    type: Literal["accept_invite"]
+    call_id: str = Field(min_length=1, max_length=64)
+
+
+class WrapupDone(_Msg):
+    type: Literal["wrapup_done"]
+
+
+class Ping(_Msg):
+    type: Literal["ping"]
+
+
+ClientMessage = Annotated[
+    JoinQueue | LeaveQueue | SetStatus | AcceptOffer | RejectOffer | EndCall | InviteClerk
+    | AcceptInvite | WrapupDone | Ping,
+    Field(discriminator="type"),
+]
+client_message = TypeAdapter(ClientMessage)
+
+TERMINAL_MESSAGES = frozenset({"join_queue", "leave_queue", "ping"})
+CLERK_MESSAGES = frozenset(
+    {"set_status", "accept_offer", "reject_offer", "end_call", "invite_clerk",
+     "accept_invite", "wrapup_done", "ping"}
+)
+
+# --- server → client ---------------------------------------------------------------------
+
+
+class IceServer(BaseModel):
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class MediaJoin(BaseModel):
+    """Where and how one participant joins a call on a media worker (WHIP-like POST)."""
+
+    worker_url: str
+    call_id: str
+    participant_id: str
+    role: Literal["terminal", "clerk", "second_clerk"]
+    token: str
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    expires_at: float
+
+
+class Hello(BaseModel):
+    type: Literal["hello"] = "hello"
+    role: Literal["terminal", "clerk"]
+    who: str
+    display_name: str
+    node_id: str
+
+
+class QueueStatus(BaseModel):
+    """The terminal's place: sent on every change and at least every 10 s."""
+
+    type: Literal["queue_status"] = "queue_status"
+    ticket_id: str
+    item_code: str
+    state: Literal["waiting", "offered"]
+    position: int  # 1 = next
+    waiting_total: int
+    estimated_wait_s: int
+    since: float
+
+
+class LeftQueue(BaseModel):
+    type: Literal["left_queue"] = "left_queue"
+    ticket_id: str
+    reason: Literal["left", "abandoned", "unknown_item", "no_eligible_clerks"]
+
+
+class Offer(BaseModel):
+    type: Literal["offer"] = "offer"
+    offer_id: str
+    ticket_id: str
+    item_code: str
+    item_name: str
+    terminal_id: str
+    terminal_name: str
+    village: str
+    handling_region: str
+    priority: bool
+    waited_s: int
+    expires_at: float
+
+
+class OfferClosed(BaseModel):
+    type: Literal["offer_closed"] = "offer_closed"
+    offer_id: str
+    reason: Literal["timeout", "rejected", "withdrawn", "accepted"]
+
+
+class ClerkState(BaseModel):
+    type: Literal["clerk_state"] = "clerk_state"
+    status: Literal["offline", "ready", "not_ready"]
+    reason: str | None
+    state: Literal["idle", "offered", "in_call", "wrap_up"]
+    offer_id: str | None
+    call_id: str | None
+    wrapup_until: float | None
+
+
+class CallAssigned(BaseModel):
+    type: Literal["call_assigned"] = "call_assigned"
+    call_id: str
+    ticket_id: str
+    item_code: str
+    terminal_id: str
+    terminal_name: str
+    clerk_username: str
+    clerk_name: str
+    media: MediaJoin | None  # None while no media worker is available
+
+
+class CallInvite(BaseModel):
+    type: Literal["call_invite"] = "call_invite"
+    call_id: str
+    from_username: str
+    from_name: str
+    item_code: str
+
+
+class CallEnded(BaseModel):
+    type: Literal["call_ended"] = "call_ended"
+    call_id: str
+    reason: str
+
+
+class Pong(BaseModel):
+    type: Literal["pong"] = "pong"
+
+
+class ErrorMessage(BaseModel):
+    type: Literal["error"] = "error"
+    code: str
+    message: str  # plain words, safe to show to the person
+    ref: str | None = None  # id of the client message it answers
+
+
+ServerMessage = (
+    Hello | QueueStatus | LeftQueue | Offer | OfferClosed | ClerkState | CallAssigned
+    | CallInvite | CallEnded | Pong | ErrorMessage
+)

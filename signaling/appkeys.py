@@ -1,0 +1,13 @@
+"""Typed application state shared by the signaling handlers."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", aioredis.Redis)
+ENGINE = web.AppKey("engine", AsyncEngine)
