@@ -113,5 +113,30 @@ def rate(conn_id: str) -> str:
 # --- media (calls) ----------------------------------------------------------------------
 # MEDIA-KEYS (the calls issue adds its keys here)
 
+
+def media_workers() -> str:
+    """Set of media worker ids that registered; an id without a live record is dead."""
+    return f"{PREFIX}media:workers"
+
+
+def media_worker(worker_id: str) -> str:
+    """Hash (TTL, refreshed by the heartbeat): url, capacity, load, calls, pid, updated_at."""
+    return f"{PREFIX}media:worker:{worker_id}"
+
+
+def media_worker_calls(worker_id: str) -> str:
+    """Set of call ids placed on one media worker."""
+    return f"{PREFIX}media:worker:{worker_id}:calls"
+
+
+def media_call(call_id: str) -> str:
+    """Hash of one call's media side: worker, names for the watermark, state."""
+    return f"{PREFIX}media:call:{call_id}"
+
+
+def media_ended() -> str:
+    """List of JSON events {call_id, reason} pushed by workers for signaling to act on."""
+    return f"{PREFIX}media:ended"
+
 # --- approval ---------------------------------------------------------------------------
 # APPROVAL-KEYS (the approval issue adds its keys here)

@@ -81,6 +81,25 @@ class Settings:
     session_ttl_s: int = 12 * 3600
     # --- media (calls) ----------------------------------------------------------------
     # MEDIA-SETTINGS (the calls issue adds its fields here)
+    media_host: str = "127.0.0.1"  # where the media worker listens
+    media_port: int = 8090
+    media_public_url: str = ""  # as peers reach the worker; derived from host/port when empty
+    media_worker_id: str = ""  # registry id; derived from node_id when empty
+    media_capacity: int = 4  # calls one worker takes before it reports load 1.0
+    media_load_threshold: float = 0.7  # signaling skips workers above this load
+    media_heartbeat_s: float = 2.0
+    media_worker_ttl_s: float = 6.0  # registry entry expires after this without heartbeat
+    media_ice_hosts: tuple[str, ...] = ()  # host addresses the worker announces in ICE
+    media_stun_urls: tuple[str, ...] = ()  # e.g. stun:stun.example.org:3478
+    media_turn_urls: tuple[str, ...] = ()  # e.g. turn:turn.example.org:3478?transport=udp
+    media_turn_secret: str = ""  # coturn static-auth-secret (use-auth-secret)
+    media_turn_ttl_s: int = 3600
+    join_token_ttl_s: float = 300.0
+    media_grace_s: float = 15.0  # a participant gone longer than this ends the call
+    media_record: bool = True
+    media_segment_s: float = 60.0  # recording segment length
+    media_fragment_s: float = 1.0  # MP4 fragment (keyframe interval) length
+    media_record_fps: int = 15
     # --- verification -----------------------------------------------------------------
     # VERIFY-SETTINGS (the identity and documents issues add their fields here)
     # --- approval ---------------------------------------------------------------------
@@ -89,6 +108,14 @@ class Settings:
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def media_url(self) -> str:
+        return self.media_public_url or f"http://{self.media_host}:{self.media_port}"
+
+    @property
+    def media_id(self) -> str:
+        return self.media_worker_id or f"media-{self.node_id}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -119,6 +146,27 @@ class Settings:
             ws_rate_burst=_get(e, "WS_RATE_BURST", d.ws_rate_burst, int),
             session_ttl_s=_get(e, "SESSION_TTL_S", d.session_ttl_s, int),
             # MEDIA-FROM-ENV
+            media_host=_get(e, "MEDIA_LISTEN_HOST", d.media_host, str),
+            media_port=_get(e, "MEDIA_LISTEN_PORT", d.media_port, int),
+            media_public_url=_get(e, "MEDIA_PUBLIC_URL", d.media_public_url, str),
+            media_worker_id=_get(e, "MEDIA_WORKER_ID", d.media_worker_id, str),
+            media_capacity=_get(e, "MEDIA_CAPACITY", d.media_capacity, int),
+            media_load_threshold=_get(
+                e, "MEDIA_LOAD_THRESHOLD", d.media_load_threshold, float
+            ),
+            media_heartbeat_s=_get(e, "MEDIA_HEARTBEAT_S", d.media_heartbeat_s, float),
+            media_worker_ttl_s=_get(e, "MEDIA_WORKER_TTL_S", d.media_worker_ttl_s, float),
+            media_ice_hosts=_get(e, "MEDIA_ICE_HOSTS", d.media_ice_hosts, _csv),
+            media_stun_urls=_get(e, "MEDIA_STUN_URLS", d.media_stun_urls, _csv),
+            media_turn_urls=_get(e, "MEDIA_TURN_URLS", d.media_turn_urls, _csv),
+            media_turn_secret=_get(e, "MEDIA_TURN_SECRET", d.media_turn_secret, str),
+            media_turn_ttl_s=_get(e, "MEDIA_TURN_TTL_S", d.media_turn_ttl_s, int),
+            join_token_ttl_s=_get(e, "JOIN_TOKEN_TTL_S", d.join_token_ttl_s, float),
+            media_grace_s=_get(e, "MEDIA_GRACE_S", d.media_grace_s, float),
+            media_record=_get(e, "MEDIA_RECORD", d.media_record, _bool),
+            media_segment_s=_get(e, "MEDIA_SEGMENT_S", d.media_segment_s, float),
+            media_fragment_s=_get(e, "MEDIA_FRAGMENT_S", d.media_fragment_s, float),
+            media_record_fps=_get(e, "MEDIA_RECORD_FPS", d.media_record_fps, int),
             # VERIFY-FROM-ENV
             # APPROVAL-FROM-ENV
         )
