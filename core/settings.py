@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeVar
+
+from verify.face_config import FaceMatchConfig, LivenessConfig
 
 T = TypeVar("T")
 
@@ -102,6 +104,8 @@ class Settings:
     media_record_fps: int = 15
     # --- verification -----------------------------------------------------------------
     # VERIFY-SETTINGS (the identity and documents issues add their fields here)
+    face_match: FaceMatchConfig = field(default_factory=FaceMatchConfig)
+    liveness: LivenessConfig = field(default_factory=LivenessConfig)
     # --- approval ---------------------------------------------------------------------
     # APPROVAL-SETTINGS (the approval issue adds its fields here)
 
@@ -168,5 +172,21 @@ class Settings:
             media_fragment_s=_get(e, "MEDIA_FRAGMENT_S", d.media_fragment_s, float),
             media_record_fps=_get(e, "MEDIA_RECORD_FPS", d.media_record_fps, int),
             # VERIFY-FROM-ENV
+            face_match=replace(
+                d.face_match,
+                pass_below=_get(e, "FACE_PASS_BELOW", d.face_match.pass_below, float),
+                fail_above=_get(e, "FACE_FAIL_ABOVE", d.face_match.fail_above, float),
+                small_portrait_fail_above=_get(
+                    e, "FACE_SMALL_PORTRAIT_FAIL_ABOVE",
+                    d.face_match.small_portrait_fail_above, float),
+                best_k=_get(e, "FACE_BEST_K", d.face_match.best_k, int),
+                min_face_px=_get(e, "FACE_MIN_PX", d.face_match.min_face_px, int),
+            ),
+            liveness=replace(
+                d.liveness,
+                timeout_s=_get(e, "LIVENESS_TIMEOUT_S", d.liveness.timeout_s, float),
+                turn_ratio=_get(e, "LIVENESS_TURN_RATIO", d.liveness.turn_ratio, float),
+                nod_ratio=_get(e, "LIVENESS_NOD_RATIO", d.liveness.nod_ratio, float),
+            ),
             # APPROVAL-FROM-ENV
         )
