@@ -140,3 +140,53 @@ def media_ended() -> str:
 
 # --- approval ---------------------------------------------------------------------------
 # APPROVAL-KEYS (the approval issue adds its keys here)
+
+
+def approval_tasks(group: str) -> str:
+    """Stream of review tasks for one review group (consumer group "reviewers")."""
+    return f"{PREFIX}approval:tasks:{group}"
+
+
+def approval_groups() -> str:
+    """Set of review groups that have a task stream."""
+    return f"{PREFIX}approval:groups"
+
+
+def approval_queued() -> str:
+    """Set of task ids ("case:seq:group") in a stream and not yet acknowledged."""
+    return f"{PREFIX}approval:queued"
+
+
+def approval_dead() -> str:
+    """List of tasks that failed too often (dead letter), newest first."""
+    return f"{PREFIX}approval:dead"
+
+
+def reviewer_online(username: str) -> str:
+    """TTL key refreshed while a reviewer (person or automated consumer) is online."""
+    return f"{PREFIX}presence:reviewer:{username}"
+
+
+def approval_group_members(group: str) -> str:
+    """Set of reviewers who have been online for a group (filtered by their presence key)."""
+    return f"{PREFIX}approval:members:{group}"
+
+
+def approval_overdue() -> str:
+    """Sorted set of overdue steps ("case:seq") scored by due time, for the supervisor."""
+    return f"{PREFIX}approval:overdue"
+
+
+def approval_escalations(group: str) -> str:
+    """Capped list of escalations for a group's lead."""
+    return f"{PREFIX}approval:escalations:{group}"
+
+
+def approval_figures() -> str:
+    """Hash of approval counters (submitted, decided, reclaimed, dead)."""
+    return f"{PREFIX}approval:figures"
+
+
+def approval_sweep_lock() -> str:
+    """Short lock so one approval worker at a time runs the periodic sweep."""
+    return f"{PREFIX}lock:approval-sweep"

@@ -54,6 +54,12 @@ def _strategy(raw: str) -> Literal["longest_idle", "random"]:
     raise ValueError("expected longest_idle or random")
 
 
+def _assignment(raw: str) -> Literal["random", "claim"]:
+    if raw in ("random", "claim"):
+        return "random" if raw == "random" else "claim"
+    raise ValueError("expected random or claim")
+
+
 @dataclass(frozen=True)
 class Settings:
     # --- where things are -------------------------------------------------------------
@@ -108,6 +114,17 @@ class Settings:
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
     # --- approval ---------------------------------------------------------------------
     # APPROVAL-SETTINGS (the approval issue adds its fields here)
+    eseal_key_dir: Path = ROOT / "var" / "eseal"  # Ed25519 keys, one <key id>.pem each
+    eseal_key_id: str = "seal-1"  # the key that signs new certificates (rotation)
+    eseal_issuer: str = "江夏区行政审批局"
+    approval_holidays: tuple[str, ...] = ()  # ISO dates that are not working days
+    approval_makeup_days: tuple[str, ...] = ()  # weekend dates worked instead (调休)
+    reviewer_online_ttl_s: float = 30.0
+    approval_assignment: Literal["random", "claim"] = "random"
+    approval_reclaim_idle_s: float = 600.0  # a task held this long returns to the pool
+    approval_max_deliveries: int = 5  # then the task goes to the dead-letter list
+    approval_sweep_s: float = 5.0  # reclaim, re-enqueue, deadlines
+    certificate_font: Path = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 
     @property
     def base_url(self) -> str:
@@ -189,4 +206,19 @@ class Settings:
                 nod_ratio=_get(e, "LIVENESS_NOD_RATIO", d.liveness.nod_ratio, float),
             ),
             # APPROVAL-FROM-ENV
+            eseal_key_dir=_get(e, "ESEAL_KEY_DIR", d.eseal_key_dir, Path),
+            eseal_key_id=_get(e, "ESEAL_KEY_ID", d.eseal_key_id, str),
+            eseal_issuer=_get(e, "ESEAL_ISSUER", d.eseal_issuer, str),
+            approval_holidays=_get(e, "APPROVAL_HOLIDAYS", d.approval_holidays, _csv),
+            approval_makeup_days=_get(e, "APPROVAL_MAKEUP_DAYS", d.approval_makeup_days, _csv),
+            reviewer_online_ttl_s=_get(
+                e, "REVIEWER_ONLINE_TTL_S", d.reviewer_online_ttl_s, float),
+            approval_assignment=_get(
+                e, "APPROVAL_ASSIGNMENT", d.approval_assignment, _assignment),
+            approval_reclaim_idle_s=_get(
+                e, "APPROVAL_RECLAIM_IDLE_S", d.approval_reclaim_idle_s, float),
+            approval_max_deliveries=_get(
+                e, "APPROVAL_MAX_DELIVERIES", d.approval_max_deliveries, int),
+            approval_sweep_s=_get(e, "APPROVAL_SWEEP_S", d.approval_sweep_s, float),
+            certificate_font=_get(e, "CERTIFICATE_FONT", d.certificate_font, Path),
         )

@@ -1,0 +1,28 @@
+"""Server → client messages of the approval flow (pydantic, with a `type` literal)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class CaseResult(BaseModel):
+    """Tells the applicant's terminal what became of its case."""
+
+    type: Literal["case_result"] = "case_result"
+    case_no: str
+    status: str
+    status_name: str
+    reason: str = ""
+    certificate_no: str | None = None
+    certificate_url: str | None = None  # the terminal fetches and prints this PDF
+
+
+class ReviewTaskAssigned(BaseModel):
+    """Tells a reviewer's page that a task was assigned to them (办件随机分配)."""
+
+    type: Literal["review_task"] = "review_task"
+    case_no: str
+    group: str
+    seq: int

@@ -1,0 +1,123 @@
+"""Case records in PostgreSQL: transitions, timing, certificates and the audit chain."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from approval import workflow as wf
+from approval.store import CaseRefused, CaseStore
+from core import audit, records
+from tests.approval.conftest import submission
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def test_two_level_case_is_approved_timed_and_certified(store: CaseStore) -> None:
+    change = await store.create(submission("DB-SQ"), "clerk1", now())
+    assert change.effects == (wf.OpenTasks(1, ("town-civil-affairs",)),)
+    case_no = change.case_no
+    c = await store.decide(case_no, 1, "town-civil-affairs", "reviewer_town", "approve", "",
+                           now())
+    assert c.applied == "applied" and c.state.current is not None
+    assert c.state.current.groups == ["district-civil-affairs"]
+    c = await store.decide(case_no, 2, "district-civil-affairs", "reviewer_district",
+                           "approve", "同意", now())
+    assert c.state.status == "certified" and c.state.certificate_no
+    detail = await store.get(case_no)
+    assert [s["outcome"] for s in detail["steps"]] == ["approved", "approved"]
+    assert all(s["duration_s"] is not None and s["ended_at"] for s in detail["steps"])
+    assert [d["reviewer"] for d in detail["decisions"]] == ["reviewer_town", "reviewer_district"]
+    row = await store.certificate(c.state.certificate_no)
+    assert row is not None
+    assert store.seal.check(row["content"], row["signature"], row["key_id"])
+    assert "刘桂兰" in row["content"] and "420115" in row["content"]
+
+
+async def test_redelivered_decision_is_applied_once(store: CaseStore) -> None:
+    change = await store.create(submission("LS-JZ"), "clerk1", now())
+    first = await store.decide(change.case_no, 1, "town-civil-affairs", "r1", "approve", "",
+                               now())
+    again = await store.decide(change.case_no, 1, "town-civil-affairs", "r1", "approve", "",
+                               now())
+    assert first.applied == "applied" and again.applied == "duplicate"
+    assert len((await store.get(change.case_no))["decisions"]) == 1
+
+
+async def test_core_material_cannot_be_missing_and_promise_recorded(store: CaseStore) -> None:
+    with pytest.raises(CaseRefused, match="核心材料"):
+        await store.create(submission("DB-SQ", ["身份证"], "2099-01-01"), "clerk1", now())
+    change = await store.create(submission("DB-SQ", ["收入证明"], "2099-01-01"), "clerk1",
+                                now())
+    mats = {m["name"]: m for m in (await store.get(change.case_no))["materials"]}
+    assert not mats["收入证明"]["provided"] and str(mats["收入证明"]["promised_date"]) == \
+        "2099-01-01"
+
+
+async def test_return_and_resubmit_then_deliver(store: CaseStore) -> None:
+    change = await store.create(submission("LS-JZ"), "clerk1", now())
+    c = await store.decide(change.case_no, 1, "town-civil-affairs", "r", "return",
+                           "申请书缺少签字", now())
+    assert c.state.status == "returned"
+    c = await store.resubmit(change.case_no, "clerk1", now() + timedelta(seconds=1))
+    assert c.effects == (wf.OpenTasks(2, ("town-civil-affairs",)),)
+    c = await store.decide(change.case_no, 2, "town-civil-affairs", "r", "approve", "", now())
+    assert c.state.status == "certified"
+    c = await store.deliver(change.case_no, "T-420115-001", now())
+    assert c.state.status == "delivered"
+    with pytest.raises(CaseRefused):
+        await store.deliver(change.case_no, "T-420115-001", now())
+
+
+async def test_audit_chain_detects_and_names_a_tampered_row(store: CaseStore,
+                                                           engine: AsyncEngine) -> None:
+    change = await store.create(submission("LS-JZ"), "clerk1", now())
+    await store.decide(change.case_no, 1, "town-civil-affairs", "r", "approve", "", now())
+    count, broken = await audit.verify(engine)
+    assert broken is None and count >= 2
+    t = records.audit_log
+    async with engine.begin() as conn:
+        victim = (await conn.execute(select(t.c.id, t.c.after).where(
+            t.c.subject == change.case_no).order_by(t.c.id).limit(1))).one()
+        await conn.execute(t.update().where(t.c.id == victim.id).values(
+            after={**victim.after, "outcome": "现场开单"}))
+    try:
+        _, broken = await audit.verify(engine)
+        assert broken is not None and broken.entry_id == victim.id
+        assert broken.subject == change.case_no
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(t.update().where(t.c.id == victim.id).values(after=victim.after))
+    assert (await audit.verify(engine))[1] is None
+
+
+async def test_audit_chain_detects_a_deleted_row(store: CaseStore, engine: AsyncEngine) -> None:
+    change = await store.create(submission("LS-JZ"), "clerk1", now())
+    await store.decide(change.case_no, 1, "town-civil-affairs", "r", "approve", "", now())
+    t = records.audit_log
+    async with engine.begin() as conn:
+        rows = (await conn.execute(select(t).where(t.c.subject == change.case_no)
+                                   .order_by(t.c.id))).mappings().all()
+        await conn.execute(t.delete().where(t.c.id == rows[0]["id"]))
+    try:
+        _, broken = await audit.verify(engine)
+        assert broken is not None and broken.entry_id == rows[1]["id"]
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(t.insert().values(**rows[0]))
+            await conn.execute(text("SELECT 1"))
+    assert (await audit.verify(engine))[1] is None
+
+
+async def test_expired_promise_terminates_on_tick(store: CaseStore) -> None:
+    tomorrow = (now() + timedelta(days=1)).date().isoformat()
+    change = await store.create(submission("DB-SQ", ["收入证明"], tomorrow), "clerk1", now())
+    changes = await store.tick(now() + timedelta(days=3))
+    mine = [c for c in changes if c.case_no == change.case_no]
+    assert mine and mine[0].state.status == "terminated"
+    assert (await store.get(change.case_no))["case"]["open_groups"] == []
