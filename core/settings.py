@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from verify.document_config import DocumentThresholds
 from verify.face_config import FaceMatchConfig, LivenessConfig
 
 T = TypeVar("T")
@@ -110,6 +111,7 @@ class Settings:
     media_record_fps: int = 15
     # --- verification -----------------------------------------------------------------
     # VERIFY-SETTINGS (the identity and documents issues add their fields here)
+    document: DocumentThresholds = field(default_factory=DocumentThresholds)  # DOC_*
     face_match: FaceMatchConfig = field(default_factory=FaceMatchConfig)
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
     # --- approval ---------------------------------------------------------------------
@@ -189,6 +191,22 @@ class Settings:
             media_fragment_s=_get(e, "MEDIA_FRAGMENT_S", d.media_fragment_s, float),
             media_record_fps=_get(e, "MEDIA_RECORD_FPS", d.media_record_fps, int),
             # VERIFY-FROM-ENV
+            document=replace(
+                d.document,
+                max_edge_blur=_get(e, "DOC_MAX_EDGE_BLUR", d.document.max_edge_blur, float),
+                max_glare_fraction=_get(
+                    e, "DOC_MAX_GLARE_FRACTION", d.document.max_glare_fraction, float
+                ),
+                min_brightness=_get(e, "DOC_MIN_BRIGHTNESS", d.document.min_brightness, float),
+                max_brightness=_get(e, "DOC_MAX_BRIGHTNESS", d.document.max_brightness, float),
+                min_area_fraction=_get(
+                    e, "DOC_MIN_AREA_FRACTION", d.document.min_area_fraction, float
+                ),
+                max_corner_angle_deg=_get(
+                    e, "DOC_MAX_CORNER_ANGLE_DEG", d.document.max_corner_angle_deg, float
+                ),
+                max_side_ratio=_get(e, "DOC_MAX_SIDE_RATIO", d.document.max_side_ratio, float),
+            ),
             face_match=replace(
                 d.face_match,
                 pass_below=_get(e, "FACE_PASS_BELOW", d.face_match.pass_below, float),
