@@ -44,9 +44,10 @@ class FaceMatchConfig:
 @dataclass(frozen=True)
 class LivenessConfig:
     timeout_s: float = 12.0  # the whole challenge must be done within this
-    turn_ratio: float = 0.16  # yaw ratio change that counts as a turn
-    nod_ratio: float = 0.10  # relative change of the eye-to-nose height that counts as a nod
-    return_ratio: float = 0.08  # back to frontal between steps
+    turn_ratio: float = 0.10  # yaw ratio change that counts as a turn (about 15-20 degrees)
+    nod_ratio: float = 0.08  # relative growth of the eye-to-nose height that counts as a nod
+    nod_max_eye_change: float = 0.06  # a nod keeps the eye distance within this fraction
+    return_ratio: float = 0.06  # back to frontal between moves
     baseline_frames: int = 3  # frontal frames that set the neutral pose
-    min_texture_change: float = 2.0  # mean abs difference of aligned face crops, 0..255
+    min_texture_change: float = 6.0  # largest mean abs change of the aligned face, 0..255
     max_identical_frac: float = 0.5  # share of consecutive identical frames tolerated

@@ -22,6 +22,7 @@ Box = tuple[int, int, int, int]  # top, right, bottom, left (face_recognition's 
 
 FONT_PATH = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 CARD_SIZE = (856, 540)  # width, height: ISO/IEC 7810 ID-1 at 10 px per mm
+_NOSE_Y = 0.565  # the nose's height in a head crop, as a fraction (see _face_depth)
 # Where the portrait sits on the front of a resident ID card (left, top, right, bottom).
 PORTRAIT_BOX = (580, 70, 810, 350)
 
@@ -70,6 +71,13 @@ def head_crop(photo: RGB, face: Box, aspect: float = 230 / 280) -> RGB:
     w = h * aspect
     y0 = top - fh * 0.55
     return _crop_padded(photo, int(cx - w / 2), int(y0), int(w), int(h))
+
+
+def head_crop_at(photo: RGB, nose: tuple[float, float], eye_distance: float) -> RGB:
+    """The same head crop placed from landmarks: the nose where `turn_head` expects it."""
+    h = 2 * 2.2 * eye_distance
+    w = h * 230 / 280
+    return _crop_padded(photo, int(nose[0] - w / 2), int(nose[1] - _NOSE_Y * h), int(w), int(h))
 
 
 def _crop_padded(image: RGB, x: int, y: int, w: int, h: int) -> RGB:
@@ -174,32 +182,38 @@ def jpeg(image: RGB, quality: int) -> RGB:
     return np.ascontiguousarray(decoded[..., ::-1])
 
 
-def cylinder_turn(head: RGB, yaw: float = 0.0, pitch: float = 0.0) -> RGB:
-    """Approximate a head turn on a flat photo: map the face onto a cylinder and rotate it.
+def turn_head(head: RGB, yaw: float = 0.0, pitch: float = 0.0) -> RGB:
+    """Approximate a head turn on a flat head crop (from `head_crop`) with a depth map.
 
-    yaw > 0 turns the face toward the image's left (the subject's right); radians.
+    The face is an ellipsoid with a nose on it; rotating it moves near points (the nose)
+    more than far ones (the eyes), as a real turn does. Radians; yaw > 0 moves the nose to
+    the image's right (the subject's own left), pitch > 0 nods down.
     """
     h, w = head.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    map_x, map_y = xx, yy
-    if yaw:
-        map_x = _cylinder_axis(xx, w, yaw)
-    if pitch:
-        map_y = _cylinder_axis(yy, h, pitch)
+    depth = _face_depth(xx, yy, w, h)
+    # Orthographic rotation, inverted approximately with the depth at the output pixel.
+    map_x = (xx - depth * np.sin(yaw)).astype(np.float32)
+    map_y = (yy - depth * np.sin(pitch)).astype(np.float32)
     out = cv2.remap(head, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return np.asarray(out, np.uint8)
 
 
-def _cylinder_axis(
-    coord: npt.NDArray[np.float32], size: int, angle: float
+def _face_depth(
+    xx: npt.NDArray[np.float32], yy: npt.NDArray[np.float32], w: int, h: int
 ) -> npt.NDArray[np.float32]:
-    radius = size * 0.42
-    centre = size / 2
-    # Output position u = r*sin(theta + angle) -> source position r*sin(theta).
-    u = np.clip((coord - centre) / radius, -1, 1)
-    theta = np.arcsin(u) - angle
-    theta = np.clip(theta, -np.pi / 2, np.pi / 2)
-    out: npt.NDArray[np.float32] = (centre + radius * np.sin(theta)).astype(np.float32)
+    # head_crop puts a face of height h/2 with its centre at (w/2, 0.525 h).
+    face = h / 2
+    cx, cy = w / 2, 0.525 * h
+    r2 = ((xx - cx) / (0.55 * face)) ** 2 + ((yy - cy) / (0.75 * face)) ** 2
+    skull = 0.35 * face * np.sqrt(np.clip(1 - r2, 0, 1))
+    nx, ny = cx, _NOSE_Y * h
+    nose = (
+        0.22
+        * face
+        * np.exp(-(((xx - nx) / (0.1 * face)) ** 2 + ((yy - ny) / (0.2 * face)) ** 2) / 2)
+    )
+    out: npt.NDArray[np.float32] = (skull + nose).astype(np.float32)
     return out
 
 
@@ -217,7 +231,7 @@ def live_frame(
     """A face-camera frame: the head crop on a plain wall, posed, lit and noisy."""
     rng = np.random.default_rng(seed)
     w, h = size
-    posed = cylinder_turn(head, yaw, pitch) if (yaw or pitch) else head
+    posed = turn_head(head, yaw, pitch) if (yaw or pitch) else head
     hw = int(w * face_width_frac)
     hh = int(hw * head.shape[0] / head.shape[1])
     if hh > h:

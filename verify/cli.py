@@ -1,0 +1,115 @@
+"""The QA and operator command line: `python -m verify face-match ...`, `... liveness ...`.
+
+Each command prints one JSON object on stdout. Exit status 0 when a verdict was printed,
+2 for a usage error, 1 when an input file cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.settings import Settings
+from verify.face_model import RGB
+
+
+class InputError(Exception):
+    """An input file is missing or not an image / video."""
+
+
+def read_image(path: Path) -> RGB:
+    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
+    bgr = None if data is None or data.size == 0 else cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError(f"cannot read image {path}")
+    return np.ascontiguousarray(np.asarray(bgr, np.uint8)[..., ::-1])
+
+
+def video_frames(path: Path, max_fps: float) -> Iterator[tuple[float, RGB]]:
+    """(seconds, RGB frame) from a video file, at most max_fps of them per second."""
+    if not path.is_file():
+        raise InputError(f"cannot read video {path}")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise InputError(f"cannot read video {path}")
+    last = -1e9
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                return
+            t = float(capture.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+            if t - last < 1.0 / max_fps - 1e-6:
+                continue
+            last = t
+            yield t, np.ascontiguousarray(np.asarray(bgr, np.uint8)[..., ::-1])
+    finally:
+        capture.release()
+
+
+def cmd_face_match(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
+    from verify.face_match import match
+
+    card = read_image(args.id)
+    live = [read_image(p) for p in args.live]
+    verdict = match(card, live, settings.face_match)
+    result = verdict.to_dict()
+    result["live_files"] = [str(p) for p in args.live]
+    return result
+
+
+def cmd_liveness(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
+    from verify.liveness import LivenessSession, observe, parse_challenge
+
+    session = LivenessSession(parse_challenge(args.challenge), settings.liveness)
+    verdict = None
+    for t, frame in video_frames(args.video, args.max_fps):
+        verdict = session.feed(observe(frame, t, settings.face_match.detect_width))
+        if verdict.status != "pending":
+            break
+    if verdict is None or verdict.status == "pending":
+        verdict = session.finish()
+    return {"challenge": args.challenge, **verdict.to_dict()}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m verify", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+
+    face = subparsers.add_parser("face-match", help="match an ID card portrait to live frames")
+    face.add_argument("--id", type=Path, required=True, help="image of the ID card (or portrait)")
+    face.add_argument("--live", type=Path, nargs="+", required=True, help="face-camera images")
+    face.set_defaults(handler=cmd_face_match)
+
+    live = subparsers.add_parser("liveness", help="judge a head-movement challenge on a video")
+    live.add_argument("--video", type=Path, required=True)
+    live.add_argument("--challenge", required=True, help="moves in order: left,right,nod")
+    live.add_argument("--max-fps", type=float, default=10.0, help="frames judged per second")
+    live.set_defaults(handler=cmd_liveness)
+
+    # DOCUMENT-SUBCOMMAND
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.handler(args, Settings.from_env())
+    except InputError as exc:
+        print(json.dumps({"error": str(exc)}, ensure_ascii=False))
+        return 1
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
