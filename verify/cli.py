@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.set_defaults(handler=cmd_liveness)
 
     # DOCUMENT-SUBCOMMAND
+    from verify.document_cli import register as register_document
+
+    register_document(subparsers)
     return parser
 
 

@@ -1,0 +1,180 @@
+"""Quality verdicts for a document frame: what to fix, in plain Chinese, and the measures.
+
+Pure: takes the frame and what `document_detect` found, returns measures and a verdict.
+The first defect is the one the applicant is asked to fix first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from verify.document_config import DocumentThresholds
+from verify.document_detect import (
+    DetectedDocument,
+    corner_angles_deg,
+    opposite_side_ratio,
+    source_dpi,
+    warp_document,
+)
+
+Defect = Literal[
+    "not_found", "cut_off", "too_small", "too_dark", "too_bright", "too_skewed", "blur", "glare"
+]
+
+# Order matters: the first defect found is the verdict.
+REASONS: dict[Defect, str] = {
+    "too_dark": "太暗",
+    "too_bright": "太亮，请避开强光",
+    "not_found": "没有找到材料，请把材料放在镜头下",
+    "cut_off": "材料没有拍全",
+    "too_small": "材料太小，请拿近一些",
+    "too_skewed": "请把材料放平",
+    "blur": "拍糊了，请保持不动",
+    "glare": "反光太强，请调整角度",
+}
+
+_MEASURE_SIDE = 800  # long side of the flattened copy the measures run on
+_SATURATED = 250
+
+
+@dataclass(frozen=True)
+class QualityMeasures:
+    """Numbers behind a verdict; NaN where a measure does not apply (no document)."""
+
+    brightness: float  # mean grey of the document (of the frame when none was found)
+    saturated_fraction: float  # share of saturated pixels
+    glare_fraction: float  # share covered by saturated blobs (isolated pixels ignored)
+    sharpness: float  # variance of the Laplacian on the flattened copy
+    edge_blur: float  # border step width, per mille of the frame's short side
+    area_fraction: float
+    corner_angle_dev_deg: float
+    side_ratio: float
+    source_dpi: float
+
+
+@dataclass(frozen=True)
+class QualityVerdict:
+    measures: QualityMeasures
+    defects: tuple[Defect, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.defects
+
+    @property
+    def verdict(self) -> Defect | Literal["ok"]:
+        return self.defects[0] if self.defects else "ok"
+
+    @property
+    def reasons(self) -> list[str]:
+        return [REASONS[d] for d in self.defects]
+
+    def as_dict(self) -> dict[str, object]:
+        m = {
+            k: (None if isinstance(v, float) and math.isnan(v) else round(v, 4))
+            for k, v in asdict(self.measures).items()
+        }
+        return {"verdict": self.verdict, "ok": self.ok, "reasons": self.reasons, "measures": m}
+
+
+def _measure_size(doc: DetectedDocument) -> tuple[int, int]:
+    from verify.document_detect import KIND_SIZE_MM
+
+    mm_w, mm_h = KIND_SIZE_MM[doc.kind]
+    scale = _MEASURE_SIDE / max(mm_w, mm_h)
+    return round(mm_w * scale), round(mm_h * scale)
+
+
+def _light(gray: NDArray[np.uint8]) -> tuple[float, float, float]:
+    """Mean grey, saturated share, and the share of saturated blobs (glare)."""
+    sat = (gray >= _SATURATED).astype(np.uint8)
+    blobs = cv2.morphologyEx(sat, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    return float(gray.mean()), float(sat.mean()), float(blobs.mean())
+
+
+def measure(frame: NDArray[np.uint8], doc: DetectedDocument | None) -> QualityMeasures:
+    """Quality measures of the document in the frame (frame-wide light when none found)."""
+    nan = math.nan
+    if doc is None:
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+        small = cv2.resize(
+            gray, (320, round(320 * gray.shape[0] / gray.shape[1])), interpolation=cv2.INTER_AREA
+        )
+        b, s, g = _light(np.asarray(small, np.uint8))
+        return QualityMeasures(b, s, g, nan, nan, 0.0, nan, nan, nan)
+    flat = warp_document(frame, doc.corners, _measure_size(doc))
+    gray = cv2.cvtColor(flat, cv2.COLOR_BGR2GRAY) if flat.ndim == 3 else flat
+    b, s, g = _light(np.asarray(gray, np.uint8))
+    sharp = float(cv2.Laplacian(gray, cv2.CV_32F).var())
+    short = min(doc.frame_size)
+    edge_blur = doc.edge_spread_px / short * 1000.0
+    angle = float(np.max(np.abs(corner_angles_deg(doc.corners) - 90.0)))
+    return QualityMeasures(
+        b,
+        s,
+        g,
+        sharp,
+        edge_blur,
+        doc.area_fraction,
+        angle,
+        opposite_side_ratio(doc.corners),
+        source_dpi(doc),
+    )
+
+
+def _cut_off(doc: DetectedDocument, th: DocumentThresholds) -> bool:
+    w, h = doc.frame_size
+    margin = th.edge_margin_fraction * min(w, h)
+    c = doc.corners
+    inside = (
+        (c[:, 0] >= margin)
+        & (c[:, 0] <= w - 1 - margin)
+        & (c[:, 1] >= margin)
+        & (c[:, 1] <= h - 1 - margin)
+    )
+    return doc.touches_edge or not bool(inside.all())
+
+
+def judge(
+    m: QualityMeasures, doc: DetectedDocument | None, th: DocumentThresholds
+) -> QualityVerdict:
+    """Turn measures into defects, most pressing first."""
+    found: list[Defect] = []
+    if doc is None:
+        found.append("not_found")
+    elif _cut_off(doc, th):
+        found.append("cut_off")
+    if doc is not None and m.area_fraction < th.min_area_fraction:
+        found.append("too_small")
+    bright_limit = th.max_brightness if doc is not None else th.max_frame_brightness
+    if m.brightness < th.min_brightness:
+        found.append("too_dark")
+    elif m.brightness > bright_limit or m.saturated_fraction > th.max_saturated_fraction:
+        found.append("too_bright")
+    if doc is not None:
+        if m.corner_angle_dev_deg > th.max_corner_angle_deg or m.side_ratio > th.max_side_ratio:
+            found.append("too_skewed")
+        blurred = (
+            m.edge_blur > th.max_edge_blur
+            if not math.isnan(m.edge_blur)
+            else m.sharpness < th.min_sharpness
+        )
+        if blurred:
+            found.append("blur")
+        if "too_bright" not in found and m.glare_fraction > th.max_glare_fraction:
+            found.append("glare")
+    order = list(REASONS)  # light first: it explains a missing or ragged outline too
+    return QualityVerdict(m, tuple(sorted(found, key=order.index)))
+
+
+def assess(
+    frame: NDArray[np.uint8], doc: DetectedDocument | None, th: DocumentThresholds
+) -> QualityVerdict:
+    """Measures and verdict for one frame."""
+    return judge(measure(frame, doc), doc, th)
