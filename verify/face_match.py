@@ -9,12 +9,12 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from verify import face_model
 from verify.face_config import FaceMatchConfig
-from verify.face_model import RGB
+from verify.face_model import RGB, Encoding
 from verify.face_quality import GATE_REASONS, GatedFrame, gate_frame
 from verify.portrait import IdPortrait, extract_portrait
 
@@ -117,6 +117,39 @@ def match_frames(
         for i in best_frames(frames, config.best_k):
             encoding = face_model.encode(live[i], frames[i].shape, config.live_jitters)
             distances[i] = face_model.distance(portrait.encoding, encoding)
+    return decide(portrait, frames, distances, config)
+
+
+@dataclass(frozen=True)
+class LiveFace:
+    """One live frame gated and, if it passed, encoded: small and picklable for a process pool."""
+
+    gated: GatedFrame  # without the dlib shape
+    encoding: Encoding | None
+
+
+def assess_live_frame(image: RGB, config: FaceMatchConfig | None = None) -> LiveFace:
+    """Detect, gate and (if the frame passes) encode one live frame, as a worker does."""
+    config = config or FaceMatchConfig()
+    gated = gate_frame(image, config)
+    encoding = None
+    if gated.ok:
+        encoding = face_model.encode(image, gated.shape, config.live_jitters)
+    return LiveFace(replace(gated, shape=None), encoding)
+
+
+def decide_encoded(
+    portrait: IdPortrait, faces: Sequence[LiveFace], config: FaceMatchConfig | None = None
+) -> MatchVerdict:
+    """The verdict over frames that were already encoded (e.g. in a process pool)."""
+    config = config or FaceMatchConfig()
+    frames = [f.gated for f in faces]
+    distances: dict[int, float] = {}
+    if portrait.encoding is not None:
+        for i in best_frames(frames, config.best_k):
+            encoding = faces[i].encoding
+            if encoding is not None:
+                distances[i] = face_model.distance(portrait.encoding, encoding)
     return decide(portrait, frames, distances, config)
 
 

@@ -51,9 +51,9 @@ class CameraEffect:
 
 
 EFFECTS: dict[str, CameraEffect] = {
-    "mild": CameraEffect("mild", 560, 0.03, 0.6, 0.25, 70),
-    "medium": CameraEffect("medium", 440, 0.06, 1.0, 0.45, 50),
-    "strong": CameraEffect("strong", 340, 0.09, 1.3, 0.6, 30),
+    "mild": CameraEffect("mild", 520, 0.03, 0.6, 0.25, 70),
+    "medium": CameraEffect("medium", 400, 0.06, 0.9, 0.45, 50),
+    "strong": CameraEffect("strong", 260, 0.09, 1.1, 0.6, 30),
 }
 
 
@@ -78,6 +78,22 @@ def head_crop_at(photo: RGB, nose: tuple[float, float], eye_distance: float) -> 
     h = 2 * 2.2 * eye_distance
     w = h * 230 / 280
     return _crop_padded(photo, int(nose[0] - w / 2), int(nose[1] - _NOSE_Y * h), int(w), int(h))
+
+
+def load_head(path: Path) -> RGB:
+    """A head crop from a portrait file, placed on its 5 landmarks (needs dlib)."""
+    from verify import face_model
+
+    photo = np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)
+    # Find the face on a quarter-size copy: portraits have large faces.
+    scale = 0.25 if min(photo.shape[:2]) >= 800 else 1.0
+    small = np.asarray(cv2.resize(photo, None, fx=scale, fy=scale), np.uint8)
+    boxes = face_model.detect(small) or face_model.detect(small, 1)
+    if not boxes:
+        raise ValueError(f"no face in {path}")
+    box = max(boxes, key=lambda b: b.width).scaled(1 / scale)
+    _, points = face_model.landmarks(photo, box)
+    return head_crop_at(photo, points.nose, points.eye_distance)
 
 
 def _crop_padded(image: RGB, x: int, y: int, w: int, h: int) -> RGB:

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from core.settings import Settings
+from verify.cli import main
 from verify.face_config import FaceMatchConfig
 from verify.face_match import (
     REASON_FAIL,
     REASON_FEW_FRAMES,
     REASON_PASS,
     REASON_SEVERAL,
+    assess_live_frame,
     decide,
+    decide_encoded,
     match,
+    match_frames,
 )
 from verify.face_quality import FrameMeasure, GatedFrame
-from verify.portrait import NO_PORTRAIT, IdPortrait
+from verify.portrait import NO_PORTRAIT, IdPortrait, extract_portrait
 from verify.synth_id import EFFECTS, RGB, live_frame, photograph_card, render_card, two_faces_frame
 
 
@@ -141,3 +149,31 @@ def test_thresholds_come_from_settings() -> None:
     assert settings.face_match.fail_above == 0.7
     with pytest.raises(ValueError):
         Settings.from_env({"FACE_PASS_BELOW": "0.8", "FACE_FAIL_ABOVE": "0.7"})
+
+
+def test_frames_encoded_one_by_one_give_the_same_verdict(face_heads: dict[str, RGB]) -> None:
+    card = card_photo(face_heads["biden.jpg"], "medium")
+    live = live_set(face_heads["biden2.jpg"])
+    portrait = extract_portrait(card)
+    at_once = match_frames(portrait, live)
+    one_by_one = decide_encoded(portrait, [assess_live_frame(image) for image in live])
+    assert one_by_one.decision == at_once.decision == "pass"
+    assert one_by_one.distance == pytest.approx(at_once.distance)
+
+
+def test_cli_prints_one_json_verdict(
+    face_heads: dict[str, RGB], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    card = tmp_path / "card.jpg"
+    Image.fromarray(card_photo(face_heads["obama.jpg"], "mild")).save(card, quality=90)
+    live = []
+    for i, frame in enumerate(live_set(face_heads["obama3.jpg"])):
+        live.append(tmp_path / f"live{i}.png")
+        Image.fromarray(frame).save(live[-1])
+    assert main(["face-match", "--id", str(card), "--live", *map(str, live)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["decision"] == "pass"
+    assert result["frames_used"] == [0, 1, 2]
+    assert result["reasons"] == [REASON_PASS]
+    assert main(["face-match", "--id", str(tmp_path / "missing.jpg"), "--live", str(live[0])]) == 1
+    assert "cannot read image" in json.loads(capsys.readouterr().out)["error"]
