@@ -130,6 +130,29 @@ async def reclaim(redis: aioredis.Redis, group: str, consumer: str, min_idle_ms:
     return _tasks(group, reply[1])
 
 
+async def reclaim_from_departed(redis: aioredis.Redis, group: str, min_idle_ms: int,
+                                count: int = 100) -> list[Task]:
+    """Idle work of consumers whose presence expired goes back to the pool.
+
+    Unlike XAUTOCLAIM this leaves alone a reviewer who is online and still reading.
+    """
+    try:
+        rows = await redis.xpending_range(keys.approval_tasks(group), GROUP, min="-", max="+",
+                                          count=count, idle=min_idle_ms)
+    except ResponseError:
+        return []
+    holders = sorted({str(r["consumer"]) for r in rows} - {POOL})
+    if not holders:
+        return []
+    alive = await redis.mget([keys.reviewer_online(h) for h in holders])
+    departed = {h for h, a in zip(holders, alive, strict=True) if a is None}
+    ids: list[Any] = [r["message_id"] for r in rows if r["consumer"] in departed]
+    if not ids:
+        return []
+    entries: Any = await redis.xclaim(keys.approval_tasks(group), GROUP, POOL, min_idle_ms, ids)
+    return _tasks(group, entries)
+
+
 async def deliveries(redis: aioredis.Redis, task: Task) -> int:
     """How many times the task was delivered (the consumer group's counter)."""
     rows = await redis.xpending_range(keys.approval_tasks(task.group), GROUP,

@@ -26,7 +26,7 @@ from approval import workflow as wf
 from approval.calendar import WorkCalendar
 from approval.eseal import SealKeys
 from approval.messages import ReviewTaskAssigned
-from approval.store import CaseRefused, CaseStore
+from approval.store import CaseNotFound, CaseRefused, CaseStore
 from core import keys
 from core.settings import Settings
 from signaling.fanout import publish
@@ -60,8 +60,8 @@ async def process(redis: aioredis.Redis, store: CaseStore, task: streams.Task, r
     try:
         change = await store.decide(task.case_no, task.seq, task.group, reviewer, decision,
                                     comment, utcnow())
-    except CaseRefused as exc:
-        await streams.dead_letter(redis, task, str(exc))
+    except (CaseRefused, CaseNotFound) as exc:
+        await streams.dead_letter(redis, task, f"{type(exc).__name__}: {exc}")
         return "dead"
     if change.applied == "duplicate":
         # The decision committed but the holder died before its effects: replay them.
@@ -87,7 +87,7 @@ class AutoReviewer:
     counts: dict[str, int] = field(default_factory=dict)
 
     async def run_once(self, block_ms: int = 1000) -> int:
-        await streams.mark_online(self.redis, self.name, [], self.presence_ttl_s)
+        await streams.mark_online(self.redis, self.name, [], self.presence_ttl_s)  # not a member
         tasks: list[streams.Task] = []
         for g in self.groups:
             tasks += await streams.reclaim(self.redis, g, self.name, self.reclaim_idle_ms)
@@ -134,7 +134,7 @@ async def sweep(redis: aioredis.Redis, store: CaseStore, settings: Settings,
         report.reenqueued += await streams.enqueue(redis, case_no, seq, group)
     idle_ms = int(settings.approval_reclaim_idle_s * 1000)
     for g in await streams.groups(redis):
-        report.reclaimed += len(await streams.reclaim(redis, g, streams.POOL, idle_ms))
+        report.reclaimed += len(await streams.reclaim_from_departed(redis, g, idle_ms))
         if settings.approval_assignment == "random":
             for task, reviewer in await streams.assign_random(redis, g, rng):
                 report.assigned += 1
