@@ -222,7 +222,10 @@ class LivenessSession:
         """left / right / nod / neutral / unclear, relative to the baseline pose."""
         yaw, pitch, _ = points.pose()
         dyaw = yaw - base.yaw
-        dpitch = (pitch - base.pitch) / max(base.pitch, 0.1)
+        # The nose's drop in units of the neutral eye distance: a turn, which shrinks the eye
+        # distance, or a flat picture turned about its vertical axis, does not look like a nod.
+        drop = pitch * points.eye_distance / base.eye_distance
+        dpitch = (drop - base.pitch) / max(base.pitch, 0.1)
         cfg = self.config
         if dyaw >= cfg.turn_ratio:
             return "left"
