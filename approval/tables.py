@@ -14,9 +14,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core import records
 from core.records import metadata
 
 cases = Table(
@@ -99,3 +102,10 @@ certificates = Table(
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("revoked_reason", Text, nullable=False, server_default=""),
 )
+
+
+async def terminals_exists(engine: AsyncEngine, terminal_id: str) -> bool:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(records.terminals.c.terminal_id).where(
+            records.terminals.c.terminal_id == terminal_id))).first()
+    return row is not None

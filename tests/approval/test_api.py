@@ -1,0 +1,161 @@
+"""The cases REST API end to end: clerk submits, reviewers decide, the terminal prints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from approval.tables import certificates
+from core import keys
+from core.settings import Settings
+from signaling import auth, cases_api
+from signaling.appkeys import ENGINE, REDIS, SETTINGS
+from tests.approval.conftest import submission
+
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, approval_settings: Settings, redis: aioredis.Redis,
+                 engine: AsyncEngine) -> Client:
+    app = web.Application()
+    app[SETTINGS] = approval_settings
+    app[REDIS] = redis
+    app[ENGINE] = engine
+    auth.setup_routes(app)
+    cases_api.setup_routes(app)
+    c: Client = await aiohttp_client(app)
+    return c
+
+
+async def login(client: Client, username: str) -> None:
+    resp = await client.post("/api/login", json={"username": username, "password": "demo1234"})
+    assert resp.status == 200
+
+
+async def as_terminal(client: Client) -> None:
+    resp = await client.post("/api/terminal/session", json={"token": "demo-terminal-tzl-7f3a"})
+    assert resp.status == 200
+
+
+async def take_and_decide(client: Client, reviewer: str, decision: str = "approve",
+                          comment: str = "") -> dict[str, Any]:
+    await login(client, reviewer)
+    claimed = await (await client.post("/api/reviewer/claim")).json()
+    task = claimed["task"]
+    assert task is not None
+    detail = await (await client.get(f"/api/cases/{task['case_no']}")).json()
+    assert detail["case"]["applicant_name"] == "刘桂兰"  # the reviewer sees the clerk's file
+    assert detail["case"]["verification"]["verdict"] == "pass"
+    resp = await client.post("/api/reviewer/decide", json={
+        "case_no": task["case_no"], "seq": task["seq"], "group": task["group"],
+        "decision": decision, "comment": comment, "message_id": task["message_id"]})
+    assert resp.status == 200, await resp.text()
+    out: dict[str, Any] = await resp.json()
+    return out
+
+
+async def test_case_goes_from_clerk_through_two_levels_to_a_printed_certificate(
+        client: Client, redis: aioredis.Redis) -> None:
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.events_channel())
+    await login(client, "clerk1")
+    resp = await client.post("/api/cases", data=submission("DB-SQ").model_dump_json())
+    assert resp.status == 201, await resp.text()
+    case_no = (await resp.json())["case_no"]
+
+    await login(client, "reviewer_town")
+    queue = await (await client.get("/api/reviewer/queue")).json()
+    assert case_no in [c["case_no"] for c in queue["waiting"]]
+    first = await take_and_decide(client, "reviewer_town")
+    assert first["status"] == "in_review"
+    final = await take_and_decide(client, "reviewer_district", comment="同意")
+    assert final["status"] == "certified"
+    number = final["certificate_no"]
+
+    results = []
+    for _ in range(20):
+        msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.05)
+        if msg is None:
+            continue
+        target, payload = msg["data"].split("\n", 1)
+        if target == "terminal:T-420115-001":
+            results.append(json.loads(payload))
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    mine = [r for r in results if r["case_no"] == case_no]
+    assert mine and mine[-1]["type"] == "case_result" and mine[-1]["status"] == "certified"
+    assert mine[-1]["certificate_url"].endswith(f"/api/certificates/{number}.pdf")
+
+    await as_terminal(client)
+    pdf = await client.get(f"/api/certificates/{number}.pdf")
+    assert pdf.status == 200 and (await pdf.read()).startswith(b"%PDF")
+    printed = await client.post(f"/api/certificates/{number}/printed")
+    assert (await printed.json())["status"] == "delivered"
+
+    page = await client.get(f"/verify/{number}")
+    assert "有效" in await page.text()
+
+
+async def test_forged_and_revoked_certificates_fail_the_check(
+        client: Client, engine: AsyncEngine) -> None:
+    await login(client, "clerk1")
+    resp = await client.post("/api/cases", data=submission("LS-JZ").model_dump_json())
+    case_no = (await resp.json())["case_no"]
+    number = (await take_and_decide(client, "reviewer_town"))["certificate_no"]
+    assert (await (await client.get(f"/api/verify/{number}")).json())["verdict"] == "valid"
+    # A certificate number nobody issued, and a QR whose signature does not match.
+    assert (await (await client.get("/api/verify/E20260101ABCDEF0123")).json())["verdict"] \
+        == "forged"
+    assert (await (await client.get(f"/api/verify/{number}?s=AAAA")).json())["verdict"] \
+        == "forged"
+    async with engine.begin() as conn:  # someone edits the stored certificate
+        row = (await conn.execute(certificates.select().where(
+            certificates.c.certificate_no == number))).mappings().one()
+        await conn.execute(certificates.update().where(
+            certificates.c.certificate_no == number).values(
+            content=row["content"].replace("刘桂兰", "王小二")))
+    page = await client.get(f"/verify/{number}")
+    assert "伪造" in await page.text()
+    async with engine.begin() as conn:
+        await conn.execute(certificates.update().where(
+            certificates.c.certificate_no == number).values(
+            content=row["content"], revoked_at=row["issued_at"]))
+    assert (await (await client.get(f"/api/verify/{number}")).json())["verdict"] == "revoked"
+    assert case_no
+
+
+async def test_clerk_input_is_checked(client: Client) -> None:
+    await login(client, "clerk1")
+    bad_id = submission("LS-JZ").model_copy(update={"id_number": "420115198001011230"})
+    resp = await client.post("/api/cases", data=bad_id.model_dump_json())
+    assert resp.status == 400 and "校验码" in (await resp.json())["error"]["message"]
+    core_missing = submission("DB-SQ", ["身份证"], "2099-01-01")
+    resp = await client.post("/api/cases", data=core_missing.model_dump_json())
+    assert resp.status == 422 and "核心材料" in (await resp.json())["error"]["message"]
+    bad_outcome = json.loads(submission("LS-JZ").model_dump_json()) | {"outcome": "随便"}
+    assert (await client.post("/api/cases", json=bad_outcome)).status == 400
+    await login(client, "reviewer_town")
+    assert (await client.post("/api/cases",
+                              data=submission().model_dump_json())).status == 403
+
+
+async def test_return_with_reason_then_resubmit(client: Client) -> None:
+    await login(client, "clerk1")
+    case_no = (await (await client.post(
+        "/api/cases", data=submission("LS-JZ").model_dump_json())).json())["case_no"]
+    out = await take_and_decide(client, "reviewer_town", "return", "申请书缺少签字")
+    assert out["status"] == "returned"
+    await login(client, "clerk1")
+    detail = await (await client.get(f"/api/cases/{case_no}")).json()
+    assert detail["decisions"][-1]["comment"] == "申请书缺少签字"
+    again = await client.post(f"/api/cases/{case_no}/resubmit")
+    assert (await again.json())["status"] == "in_review"
+    assert (await take_and_decide(client, "reviewer_town"))["status"] == "certified"
+    await asyncio.sleep(0)
