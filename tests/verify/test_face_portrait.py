@@ -28,3 +28,9 @@ def test_effect_levels_shrink_the_portrait(face_heads: dict[str, RGB]) -> None:
         for level in ("mild", "strong")
     ]
     assert sizes[0] > sizes[1]
+
+
+def test_already_cropped_card_is_accepted(face_heads: dict[str, RGB]) -> None:
+    portrait = extract_portrait(render_card(face_heads["obama3.jpg"]))
+    assert portrait.ok, portrait.reason
+    assert portrait.face_px > 100
