@@ -50,8 +50,9 @@ async def main(argv: list[str]) -> int:
     finally:
         await redis.aclose()
         await engine.dispose()
-    print(json.dumps({"consumers": [{"name": r.name, "counts": r.counts,
-                                     "pickup_s": r.pickup_s} for r in reviewers]}), flush=True)
+    print(json.dumps({"consumers": [{"name": r.name, "counts": r.counts, "timings": r.timings,
+                                     "pickup_s": r.pickup_s, "picked_at": r.picked_at}
+                                    for r in reviewers]}), flush=True)
     return 0
 
 

@@ -49,25 +49,32 @@ def utcnow() -> datetime:
 
 async def process(redis: aioredis.Redis, store: CaseStore, task: streams.Task, reviewer: str,
                   decision: wf.Decision, comment: str, base_url: str,
-                  max_deliveries: int) -> Processed:
+                  max_deliveries: int, timings: dict[str, float] | None = None) -> Processed:
     """Apply one task exactly once; ack only after the decision and its effects are done."""
+    spent = {} if timings is None else timings
+    t0 = time.perf_counter()
     if not await streams.is_queued(redis, task):
         await streams.ack(redis, task)  # cancelled (或签, rejection, expiry) or already done
         return "stale"
     if await streams.deliveries(redis, task) > max_deliveries:
         await streams.dead_letter(redis, task, f"delivered more than {max_deliveries} times")
         return "dead"
+    t1 = time.perf_counter()
     try:
         change = await store.decide(task.case_no, task.seq, task.group, reviewer, decision,
                                     comment, utcnow())
     except (CaseRefused, CaseNotFound) as exc:
         await streams.dead_letter(redis, task, f"{type(exc).__name__}: {exc}")
         return "dead"
+    t2 = time.perf_counter()
     if change.applied == "duplicate":
         # The decision committed but the holder died before its effects: replay them.
         await effects.reopen(redis, change.state)
     await effects.carry_out(redis, change, base_url)
     await streams.ack(redis, task)
+    t3 = time.perf_counter()
+    for phase, took in (("checks", t1 - t0), ("decide_db", t2 - t1), ("effects_ack", t3 - t2)):
+        spent[phase] = spent.get(phase, 0.0) + took
     return change.applied
 
 
@@ -84,7 +91,9 @@ class AutoReviewer:
     max_deliveries: int = 5
     presence_ttl_s: float = 30.0
     pickup_s: list[float] = field(default_factory=list)  # first step: submit → picked up
+    picked_at: list[float] = field(default_factory=list)  # wall-clock time of each pickup
     counts: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, summed
 
     async def run_once(self, block_ms: int = 1000) -> int:
         await streams.mark_online(self.redis, self.name, [], self.presence_ttl_s)  # not a member
@@ -98,10 +107,11 @@ class AutoReviewer:
         for task in tasks:
             if task.seq == 1:
                 self.pickup_s.append(now - task.enqueued_at)
+                self.picked_at.append(now)
             try:
                 result: Processed = await process(
                     self.redis, self.store, task, self.name, "approve", "", self.base_url,
-                    self.max_deliveries)
+                    self.max_deliveries, self.timings)
             except (RedisError, SQLAlchemyError, OSError) as exc:
                 log.warning("task %s failed, it will be retried: %s", task.task_id, exc)
                 result = "failed"
