@@ -77,7 +77,12 @@ def _variants(field: NDArray[np.uint8]) -> list[NDArray[np.uint8]]:
 
 def _ocr(img: NDArray[np.uint8]) -> tuple[str, float]:
     """Text and lowest word confidence (0..1) of one single-line read."""
-    data = pytesseract.image_to_data(img, config=_TESS_CONFIG, output_type=pytesseract.Output.DICT)
+    try:
+        data = pytesseract.image_to_data(
+            img, config=_TESS_CONFIG, output_type=pytesseract.Output.DICT
+        )
+    except pytesseract.TesseractError:
+        return "", 0.0  # Tesseract gives up on some degenerate crops (e.g. all white)
     words = [
         (str(t).strip(), float(c))
         for t, c in zip(data["text"], data["conf"], strict=True)
