@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -200,12 +200,18 @@ class CaseStore:
 
     async def tick(self, now: datetime) -> list[CaseChange]:
         """Deadlines: expired 容缺 promises and overdue steps of live cases."""
+        live = cases.c.status.in_(["in_review", "returned", "awaiting_materials"])
         async with self.engine.connect() as conn:
-            live = (await conn.execute(select(cases.c.case_no).where(
-                cases.c.status.in_(["in_review", "returned", "awaiting_materials"]),
-                ))).scalars().all()
+            late_steps = select(case_steps.c.case_no).where(
+                case_steps.c.ended_at.is_(None), ~case_steps.c.escalated,
+                case_steps.c.due_at < now)
+            late_promises = select(case_materials.c.case_no).where(
+                ~case_materials.c.provided, case_materials.c.promised_date < now.date())
+            query = select(cases.c.case_no).where(live, or_(
+                cases.c.case_no.in_(late_steps), cases.c.case_no.in_(late_promises)))
+            due = (await conn.execute(query)).scalars().all()
         changes = []
-        for case_no in live:
+        for case_no in due:
             change = await self.transition(case_no, "system", "case.tick",
                                            lambda s: wf.tick(s, now), now)
             if change.applied == "applied":

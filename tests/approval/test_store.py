@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from approval import workflow as wf
 from approval.store import CaseRefused, CaseStore
 from core import audit, records
+from core.settings import ROOT, Settings
 from tests.approval.conftest import submission
 
 
@@ -121,3 +125,30 @@ async def test_expired_promise_terminates_on_tick(store: CaseStore) -> None:
     mine = [c for c in changes if c.case_no == change.case_no]
     assert mine and mine[0].state.status == "terminated"
     assert (await store.get(change.case_no))["case"]["open_groups"] == []
+
+
+async def verify_command(env: dict[str, str]) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "core.audit", "verify", env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    return int(proc.returncode or 0), out.decode()
+
+
+async def test_verify_command_names_the_first_broken_entry(
+        store: CaseStore, engine: AsyncEngine, approval_settings: Settings) -> None:
+    change = await store.create(submission("LS-JZ"), "clerk1", now())
+    env = {**os.environ, "DATABASE_URL": approval_settings.database_url}
+    code, out = await verify_command(env)
+    assert code == 0 and "intact" in out
+    t = records.audit_log
+    async with engine.begin() as conn:
+        victim = (await conn.execute(select(t.c.id, t.c.actor).where(
+            t.c.subject == change.case_no))).one()
+        await conn.execute(t.update().where(t.c.id == victim.id).values(actor="someone-else"))
+    try:
+        code, out = await verify_command(env)
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(t.update().where(t.c.id == victim.id).values(actor=victim.actor))
+    assert code == 1 and f"id={victim.id}" in out

@@ -7,6 +7,7 @@ import contextlib
 import random
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from approval import effects, streams
+from approval import workflow as wf
 from approval.store import CaseStore
 from approval.tables import decisions
 from approval.worker import AutoReviewer, sweep_forever, utcnow
@@ -177,3 +179,19 @@ async def test_random_assignment_among_online_reviewers_and_claim(
     got = await streams.claim(redis, [TOWN], "reviewer_c")
     assert got is not None and got.group == TOWN
     assert len(await streams.held_by(redis, TOWN, "reviewer_c")) == 1
+
+
+async def test_overdue_step_escalates_to_the_group_and_shows_on_figures(
+        redis: aioredis.Redis, store: CaseStore) -> None:
+    case_no = await submit(redis, store, "LS-JZ")
+    later = utcnow() + timedelta(days=30)
+    changes = [c for c in await store.tick(later) if c.case_no == case_no]
+    assert changes and any(isinstance(e, wf.Escalate) for e in changes[0].effects)
+    await effects.carry_out(redis, changes[0], "http://127.0.0.1:8080")
+    assert f"{case_no}:1" in await redis.zrange(keys.approval_overdue(), 0, -1)
+    assert case_no in (await redis.lrange(keys.approval_escalations(TOWN), 0, 0))[0]
+    assert not [c for c in await store.tick(later) if c.case_no == case_no]  # escalated once
+    # Deciding the step takes it off the overdue list.
+    change = await store.decide(case_no, 1, TOWN, "r", "approve", "", utcnow())
+    await effects.carry_out(redis, change, "http://127.0.0.1:8080")
+    assert f"{case_no}:1" not in await redis.zrange(keys.approval_overdue(), 0, -1)
