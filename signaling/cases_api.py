@@ -146,6 +146,9 @@ async def case_detail(request: web.Request) -> web.Response:
     if session.role == "terminal" and case["terminal_id"] != session.who:
         raise http_error(web.HTTPNotFound, "no_case", "办件不存在")
     state = wf.CaseState.model_validate(case.pop("state"))
+    if session.role == "reviewer" and not {g for st in state.plan for g in st.groups} & set(
+            session.review_groups):
+        raise http_error(web.HTTPNotFound, "no_case", "办件不存在")  # not a matter of theirs
     out = _jsonable(detail)
     out["case"]["status_name"] = wf.STATUS_NAMES[state.status]
     out["case"]["certificate_no"] = state.certificate_no

@@ -159,3 +159,18 @@ async def test_return_with_reason_then_resubmit(client: Client) -> None:
     assert (await again.json())["status"] == "in_review"
     assert (await take_and_decide(client, "reviewer_town"))["status"] == "certified"
     await asyncio.sleep(0)
+
+
+async def test_rongque_result_is_released_when_materials_arrive(client: Client) -> None:
+    await login(client, "clerk1")
+    body = submission("LS-JZ", ["相关证明"], "2099-01-01").model_dump_json()
+    case_no = (await (await client.post("/api/cases", data=body)).json())["case_no"]
+    assert (await take_and_decide(client, "reviewer_town"))["status"] == "awaiting_materials"
+    await login(client, "reviewer_district")  # not a matter of the district
+    assert (await client.get(f"/api/cases/{case_no}")).status == 404
+    await login(client, "clerk1")
+    wrong = await client.post(f"/api/cases/{case_no}/materials", json={"names": ["身份证"]})
+    assert wrong.status == 409
+    done = await client.post(f"/api/cases/{case_no}/materials", json={"names": ["相关证明"]})
+    out = await done.json()
+    assert out["status"] == "certified" and out["certificate_no"]

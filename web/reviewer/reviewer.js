@@ -5,6 +5,16 @@ const LEVELS = { village: "村级", town: "乡镇（街道）", district: "区�
 const MODES = { single: "单人审查", all: "会签（全部同意）", any: "或签（一人决定）" };
 const OUTCOMES = { approved: "同意", rejected: "不予许可", returned: "退回补正" };
 const DECISIONS = { approve: "同意", reject: "不予许可", return: "退回补正" };
+const GROUPS = {
+  "village-review": "村级初审", "town-natural-resources": "乡镇自然资源和规划所",
+  "town-agriculture": "乡镇农业服务中心", "town-social-security": "乡镇人社服务中心",
+  "town-medical-insurance": "乡镇医保服务站", "town-civil-affairs": "乡镇社会事务办（民政）",
+  "town-health": "乡镇卫生健康办", "town-police": "派出所户籍室", "town-veterans": "乡镇退役军人服务站",
+  "district-social-security": "区人社局", "district-medical-insurance": "区医疗保障局",
+  "district-civil-affairs": "区民政局", "district-disabled-federation": "区残疾人联合会",
+  "district-veterans": "区退役军人事务局", "district-market": "区市场监督管理局",
+};
+const groupName = (g) => GROUPS[g] || g;
 
 let me = null;
 let current = null; // { case_no, seq, group, message_id }
@@ -66,7 +76,7 @@ async function refresh() {
   const held = $("#held");
   held.replaceChildren();
   for (const t of q.held) {
-    const li = item("li", `${t.case_no} · ${t.group}`);
+    const li = item("li", `${t.case_no} · ${groupName(t.group)}`);
     li.addEventListener("click", () => open(t));
     if (current && current.case_no === t.case_no) li.classList.add("active");
     held.append(li);
@@ -78,7 +88,7 @@ async function refresh() {
   for (const c of q.waiting) {
     const li = item("li", "");
     li.append(item("div", `${c.item_name} · ${c.applicant_name}`));
-    li.append(item("div", `${c.case_no} · ${LEVELS[c.level] || ""} · ${c.groups.join("、")}`, "muted"));
+    li.append(item("div", `${c.case_no} · ${LEVELS[c.level] || ""} · ${c.groups.map(groupName).join("、")}`, "muted"));
     li.append(item("div", `办理时限：${when(c.step_due_at)}${c.overdue ? "（已超期）" : ""}`, "muted due"));
     if (c.overdue) li.classList.add("overdue");
     li.addEventListener("click", () => open({ case_no: c.case_no, seq: c.seq, group: c.groups[0] }));
@@ -133,7 +143,7 @@ async function open(task) {
   steps.replaceChildren();
   for (const s of d.steps) {
     const tr = document.createElement("tr");
-    for (const v of [s.seq, LEVELS[s.level], `${s.groups.join("、")}（${MODES[s.mode]}）`, when(s.started_at),
+    for (const v of [s.seq, LEVELS[s.level], `${s.groups.map(groupName).join("、")}（${MODES[s.mode]}）`, when(s.started_at),
       duration(s.duration_s), s.outcome ? OUTCOMES[s.outcome] : (s.escalated ? "已超期，已督办" : "办理中")]) {
       tr.append(item("td", v));
     }
@@ -142,14 +152,14 @@ async function open(task) {
   const dec = $("#d-decisions");
   dec.replaceChildren();
   for (const v of d.decisions) {
-    dec.append(item("li", `${when(v.at)} ${v.reviewer}（${v.group_code}）：${DECISIONS[v.decision]}${v.comment ? "，" + v.comment : ""}`));
+    dec.append(item("li", `${when(v.at)} ${v.reviewer}（${groupName(v.group_code)}）：${DECISIONS[v.decision]}${v.comment ? "，" + v.comment : ""}`));
   }
   if (!d.decisions.length) dec.append(item("li", "暂无", "muted"));
   const mine = (d.current?.open_groups || []).filter((g) => me.review_groups.includes(g));
   const form = $("#decide");
   form.hidden = !mine.length;
   const select = $("#decide-group");
-  select.replaceChildren(...mine.map((g) => { const o = item("option", g); o.value = g; return o; }));
+  select.replaceChildren(...mine.map((g) => { const o = item("option", groupName(g)); o.value = g; return o; }));
   if (task.group && mine.includes(task.group)) select.value = task.group;
   current.seq = d.current?.seq;
 }
@@ -163,10 +173,10 @@ $("#decide").addEventListener("submit", async (ev) => {
   if (current.message_id && current.group === body.group) body.message_id = current.message_id;
   try {
     const r = await api("/api/reviewer/decide", { method: "POST", body: JSON.stringify(body) });
-    text($("#decided"), `已提交：${DECISIONS[decision]}。办件状态：${r.status_name}`);
     ev.target.reset();
-    $("#decide").hidden = true;
     await refresh();
+    await open({ case_no: current.case_no });
+    text($("#decided"), `已提交：${DECISIONS[decision]}。办件状态：${r.status_name}`);
   } catch (err) {
     text($("#decide-error"), err.message);
   }
