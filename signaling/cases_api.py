@@ -10,6 +10,7 @@ import asyncio
 import html
 import json
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -21,7 +22,7 @@ from approval import workflow as wf
 from approval.certificate import render_pdf
 from approval.store import CaseNotFound, CaseRefused, CaseStore, CaseSubmission
 from approval.tables import terminals_exists
-from approval.worker import make_store
+from approval.worker import make_store, sweep_forever
 from core import keys
 from signaling.appkeys import ENGINE, REDIS, SETTINGS
 from signaling.auth import Session, require_session
@@ -182,16 +183,30 @@ async def reviewer_queue(request: web.Request) -> web.Response:
     redis = request.app[REDIS]
     held = []
     for g in session.review_groups:
-        held += [t.to_json() for t in await streams.held_by(redis, g, session.who)]
+        held += [t.to_json() for t in await streams.held_by(redis, g, session.who, count=100)]
     waiting = await store_of(request).queue(session.review_groups)
     return web.json_response({"reviewer": session.who, "display_name": session.display_name,
                               "groups": session.review_groups, "held": held,
                               "waiting": waiting})
 
 
+async def _held(redis: Any, groups: list[str], reviewer: str) -> streams.Task | None:
+    """Work already assigned to me (办件随机分配) comes before new work."""
+    for g in groups:
+        mine = await streams.held_by(redis, g, reviewer, count=1)
+        if mine:
+            return mine[0]
+    return None
+
+
 async def reviewer_claim(request: web.Request) -> web.Response:
     session = await _reviewer(request)
-    task = await streams.claim(request.app[REDIS], session.review_groups, session.who)
+    redis = request.app[REDIS]
+    task = await _held(redis, session.review_groups, session.who)
+    if task is None:
+        task = await streams.claim(redis, session.review_groups, session.who)
+    if task is None:  # the sweep may have just handed new work to me
+        task = await _held(redis, session.review_groups, session.who)
     return web.json_response({"task": None if task is None else task.to_json()})
 
 
@@ -325,8 +340,24 @@ async def verify_page(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="text/html", charset="utf-8")
 
 
-def setup_routes(app: web.Application) -> None:
+async def _approval_sweep(app: web.Application) -> AsyncIterator[None]:
+    """Runs the approval sweep in the signaling app too (one node at a time, by a lock)."""
+    holder: dict[str, CaseStore] = app[_STORE]
+    holder.setdefault("store", make_store(app[ENGINE], app[SETTINGS]))
+    stop = asyncio.Event()
+    task = asyncio.create_task(sweep_forever(app[REDIS], holder["store"], app[SETTINGS], stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
+def setup_routes(app: web.Application, *, sweep: bool = True) -> None:
+    """Routes of cases and approval; `sweep` also runs the approval sweep in this app."""
     app[_STORE] = {}
+    if sweep:
+        app.cleanup_ctx.append(_approval_sweep)
     app.router.add_post("/api/cases", submit_case)
     app.router.add_get("/api/cases/{case_no}", case_detail)
     app.router.add_post("/api/cases/{case_no}/resubmit", resubmit_case)

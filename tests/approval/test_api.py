@@ -12,7 +12,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from approval.store import CaseStore
 from approval.tables import certificates
+from approval.worker import utcnow
 from core import keys
 from core.settings import Settings
 from signaling import auth, cases_api
@@ -30,7 +32,7 @@ async def client(aiohttp_client: Any, approval_settings: Settings, redis: aiored
     app[REDIS] = redis
     app[ENGINE] = engine
     auth.setup_routes(app)
-    cases_api.setup_routes(app)
+    cases_api.setup_routes(app, sweep=False)  # the sweep has its own tests
     c: Client = await aiohttp_client(app)
     return c
 
@@ -159,6 +161,28 @@ async def test_return_with_reason_then_resubmit(client: Client) -> None:
     assert (await again.json())["status"] == "in_review"
     assert (await take_and_decide(client, "reviewer_town"))["status"] == "certified"
     await asyncio.sleep(0)
+
+
+async def test_signaling_app_runs_the_sweep(aiohttp_client: Any, approval_settings: Settings,
+                                            redis: aioredis.Redis, engine: AsyncEngine,
+                                            store: CaseStore) -> None:
+    """With the sweep on, a PostgreSQL case missing from Redis is enqueued and assigned."""
+    app = web.Application()
+    app[SETTINGS] = approval_settings
+    app[REDIS] = redis
+    app[ENGINE] = engine
+    auth.setup_routes(app)
+    cases_api.setup_routes(app)
+    client: Client = await aiohttp_client(app)
+    change = await store.create(submission("LS-JZ"), "clerk1", utcnow())  # never enqueued
+    await login(client, "reviewer_town")
+    await client.get("/api/reviewer/queue")  # online: the sweep assigns work to this reviewer
+    for _ in range(100):
+        queue = await (await client.get("/api/reviewer/queue")).json()
+        if change.case_no in [t["case_no"] for t in queue["held"]]:
+            break
+        await asyncio.sleep(0.05)
+    assert change.case_no in [t["case_no"] for t in queue["held"]]
 
 
 async def test_rongque_result_is_released_when_materials_arrive(client: Client) -> None:
