@@ -92,8 +92,7 @@ async def seed_demo(database_url: str) -> None:
                 await conn.execute(stmt.on_conflict_do_update(
                     index_elements=["terminal_id"], set_=row))
             for it in DEMO_ITEMS:
-                row = it.model_dump()
-                row["materials"] = [m.model_dump() for m in it.materials]
+                row = it.model_dump()  # materials dump as plain dicts for the JSONB column
                 stmt = insert(records.service_items).values(row)
                 await conn.execute(stmt.on_conflict_do_update(index_elements=["code"], set_=row))
     finally:

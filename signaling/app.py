@@ -1,0 +1,135 @@
+"""The signaling application factory, used by `python -m signaling` and by the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from aiohttp import WSCloseCode, web
+
+from core.catalogue import search
+from core.records import make_engine
+from core.settings import ROOT, Settings
+from signaling import auth, calls, figures
+from signaling.appkeys import ENGINE, REDIS, SETTINGS
+from signaling.errors import http_error
+from signaling.service import SERVICE, QueueService
+from signaling.ws import ws_handler
+
+log = logging.getLogger("signaling.app")
+WEB_ROOT = ROOT / "web"
+PAGES = ("terminal", "clerk", "reviewer", "qa")
+
+# Nothing is loaded from outside the server; media streams come from the same origin's
+# workers or, in a deployment, from configured worker URLs (connect-src covers them).
+CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+       "connect-src 'self' ws: wss: http: https:; style-src 'self' 'unsafe-inline'; "
+       "object-src 'none'; frame-ancestors 'none'")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Security headers on every answer; an unexpected failure becomes a plain-words 500."""
+    try:
+        resp = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.setdefault("X-Content-Type-Options", "nosniff")
+        raise
+    except Exception as exc:
+        log.exception("request failed", extra={"path": request.path, "method": request.method})
+        raise http_error(web.HTTPInternalServerError, "internal",
+                         "服务器暂时出错，请稍后再试") from exc
+    if not resp.prepared:
+        resp.headers.setdefault("Content-Security-Policy", CSP)
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "same-origin")
+    return resp
+
+
+async def list_items(request: web.Request) -> web.Response:
+    await auth.require_session(request)
+    svc = request.app[SERVICE]
+    query = request.query.get("q", "")[:64]
+    found = search(svc.items.values(), query, limit=0 if not query else 8)
+    return web.json_response([
+        it.model_dump(include={"code", "name", "plain_name", "category", "level",
+                               "department", "materials", "time_limit_days"})
+        for it in found
+    ])
+
+
+async def get_item(request: web.Request) -> web.Response:
+    await auth.require_session(request)
+    item = request.app[SERVICE].items.get(request.match_info["code"])
+    if item is None:
+        raise http_error(web.HTTPNotFound, "unknown_item", "没有这个事项")
+    return web.json_response(item.model_dump())
+
+
+async def health(request: web.Request) -> web.Response:
+    await request.app[REDIS].ping()
+    return web.json_response({"ok": True, "node": request.app[SETTINGS].node_id})
+
+
+def _page(name: str) -> Handler:
+    path = WEB_ROOT / name / "index.html"
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        if not path.exists():
+            raise http_error(web.HTTPNotFound, "no_page", "页面尚未提供")
+        return web.FileResponse(path)
+
+    return serve
+
+
+async def _index(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(WEB_ROOT / "index.html")
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[REDIS] = aioredis.Redis.from_url(settings.redis_url, decode_responses=True,
+                                         socket_timeout=10, socket_connect_timeout=5,
+                                         health_check_interval=15)
+    app[ENGINE] = make_engine(settings.database_url)
+    svc = QueueService(settings, app[REDIS], app[ENGINE], app)
+    app[SERVICE] = svc
+    await svc.load_catalogue()
+    tasks = await svc.run_background()
+    try:
+        yield
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await app[ENGINE].dispose()
+        await app[REDIS].aclose()
+
+
+async def _close_websockets(app: web.Application) -> None:
+    for conn in app[SERVICE].conns.all():
+        await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[guard], client_max_size=8 * 1024 * 1024)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_resources)
+    app.on_shutdown.append(_close_websockets)
+    auth.setup_routes(app)
+    figures.setup_routes(app)
+    app.router.add_get("/ws", ws_handler)
+    app.router.add_get("/api/items", list_items)
+    app.router.add_get("/api/items/{code}", get_item)
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/", _index)
+    for name in PAGES:
+        app.router.add_get(f"/{name}/", _page(name))
+    app.router.add_static("/web/", Path(WEB_ROOT), follow_symlinks=False)
+    calls.setup(app)
+    return app

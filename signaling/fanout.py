@@ -1,0 +1,122 @@
+"""Delivery of server messages to the clients connected to any signaling node.
+
+Each node keeps its own connections; a message for a target ("clerk:<username>",
+"terminal:<id>") goes out on one Redis pub/sub channel and every node delivers it to
+the matching local connections. Pub/sub is lossy by design: whatever a client must not
+miss is also state in Redis, sent again as a snapshot when it reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from pydantic import BaseModel
+
+from core import keys
+
+log = logging.getLogger("signaling.fanout")
+
+# A published payload is "<target>\n<message json>"; node events use this target.
+EVENT = "!event"
+OUTBOX_LIMIT = 256  # messages queued for one slow client before it is disconnected
+
+
+def clerk_target(username: str) -> str:
+    return f"clerk:{username}"
+
+
+def terminal_target(terminal_id: str) -> str:
+    return f"terminal:{terminal_id}"
+
+
+def encode(message: BaseModel) -> str:
+    return message.model_dump_json()
+
+
+async def publish(redis: aioredis.Redis, target: str, message: BaseModel) -> None:
+    """Send `message` to every connection of `target`, on whichever node it is."""
+    await redis.publish(keys.events_channel(), f"{target}\n{encode(message)}")
+
+
+async def publish_event(redis: aioredis.Redis, kind: str, **data: Any) -> None:
+    """A node-to-node event (e.g. a queue changed) rather than a client message."""
+    await redis.publish(keys.events_channel(), f"{EVENT}\n{json.dumps({'event': kind, **data})}")
+
+
+class Connection:
+    """One client websocket with a bounded outbox drained by its own writer task."""
+
+    def __init__(self, ws: web.WebSocketResponse, conn_id: str, target: str) -> None:
+        self.ws = ws
+        self.conn_id = conn_id
+        self.target = target
+        self._outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX_LIMIT)
+        self._writer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._drain(), name=f"ws-writer-{self.conn_id}")
+
+    def send(self, text: str) -> None:
+        try:
+            self._outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            log.warning("outbox full, closing slow client",
+                        extra={"target": self.target, "conn": self.conn_id})
+            asyncio.get_running_loop().create_task(self.ws.close(code=1013, message=b"too slow"))
+
+    def send_model(self, message: BaseModel) -> None:
+        self.send(encode(message))
+
+    async def _drain(self) -> None:
+        while True:
+            text = await self._outbox.get()
+            if self.ws.closed:
+                return
+            try:
+                await asyncio.wait_for(self.ws.send_str(text), 10)
+            except (ConnectionError, TimeoutError, RuntimeError) as exc:
+                log.info("send failed, dropping connection",
+                         extra={"target": self.target, "error": repr(exc)})
+                return
+
+    async def stop(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+
+class Connections:
+    """The websockets connected to this node, by target."""
+
+    def __init__(self) -> None:
+        self._by_target: dict[str, dict[str, Connection]] = {}
+
+    def add(self, conn: Connection) -> None:
+        self._by_target.setdefault(conn.target, {})[conn.conn_id] = conn
+
+    def remove(self, conn: Connection) -> None:
+        conns = self._by_target.get(conn.target)
+        if conns is not None:
+            conns.pop(conn.conn_id, None)
+            if not conns:
+                del self._by_target[conn.target]
+
+    def of(self, target: str) -> list[Connection]:
+        return list(self._by_target.get(target, {}).values())
+
+    def targets(self, prefix: str) -> Iterator[str]:
+        return (t for t in list(self._by_target) if t.startswith(prefix))
+
+    def all(self) -> list[Connection]:
+        return [c for conns in self._by_target.values() for c in conns.values()]
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self._by_target.values())

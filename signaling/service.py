@@ -1,0 +1,658 @@
+"""The queue service of one signaling node: intents in, Redis state changes, messages out.
+
+Decisions come from `signaling.routing` (pure); atomic state changes from
+`signaling.queue_store`; delivery to clients on any node through `signaling.fanout`.
+Background loops (each bounded, each wait with a timeout) expire offers, drop abandoned
+applicants, end wrap-ups, notice dead clerks and refresh queue positions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from pydantic import BaseModel
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core import keys, records
+from core.catalogue import Material, ServiceItem
+from core.messages import (
+    CallAssigned,
+    CallEnded,
+    CallInvite,
+    ClerkState,
+    Hello,
+    LeftQueue,
+    MediaJoin,
+    Offer,
+    OfferClosed,
+    QueueStatus,
+)
+from core.settings import Settings
+from signaling import calls, fanout
+from signaling.auth import Session
+from signaling.fanout import Connection, Connections, clerk_target, terminal_target
+from signaling.queue_store import ClerkRecord, OfferRecord, QueueStore, Ticket, str_map, strs
+from signaling.routing import estimate_wait, pick_applicant, pick_clerk
+
+log = logging.getLogger("signaling.service")
+
+SWEEP_INTERVAL_S = 0.2
+HEADS_PAGE = 16  # tickets read per item queue when looking for a clerk's next applicant
+MAX_PAGES = 64
+RACE_RETRIES = 4
+
+
+class ClientError(Exception):
+    """An intent that cannot be carried out; the message is shown to the person."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class LocalTerminal:
+    ticket_id: str
+    item_code: str
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(6)}"
+
+
+class QueueService:
+    def __init__(self, settings: Settings, redis: aioredis.Redis, engine: AsyncEngine,
+                 app: web.Application) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.engine = engine
+        self.app = app
+        self.store = QueueStore(redis)
+        self.conns = Connections()
+        self.items: dict[str, ServiceItem] = {}
+        self.rng = random.Random()
+        self.waiting_here: dict[str, LocalTerminal] = {}  # terminal id → its ticket, this node
+        self._staffed: dict[str, int] = {}
+        self._handle_times: dict[str, list[float]] = {}
+        self._dirty_items: set[str] = set()
+        self._dirty = asyncio.Event()
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
+
+    # --- catalogue -------------------------------------------------------------------
+
+    async def load_catalogue(self) -> None:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(records.service_items).where(records.service_items.c.active)
+            )).mappings().all()
+        self.items = {
+            r["code"]: ServiceItem(
+                code=r["code"], name=r["name"], plain_name=r["plain_name"],
+                synonyms=list(r["synonyms"]), category=r["category"], level=r["level"],
+                department=r["department"],
+                materials=[Material.model_validate(m) for m in r["materials"]],
+                clerk_regions=list(r["clerk_regions"]), workflow=dict(r["workflow"]),
+                time_limit_days=r["time_limit_days"],
+            )
+            for r in rows
+        }
+
+    def _item_regions(self) -> dict[str, list[str]]:
+        return {code: it.clerk_regions for code, it in self.items.items()}
+
+    # --- delivery --------------------------------------------------------------------
+
+    async def to_clerk(self, username: str, *messages: BaseModel) -> None:
+        for m in messages:
+            await fanout.publish(self.redis, clerk_target(username), m)
+
+    async def to_terminal(self, terminal_id: str, *messages: BaseModel) -> None:
+        for m in messages:
+            await fanout.publish(self.redis, terminal_target(terminal_id), m)
+
+    async def queue_changed(self, item_code: str) -> None:
+        await fanout.publish_event(self.redis, "queue_changed", item=item_code)
+
+    @staticmethod
+    def clerk_state(c: ClerkRecord) -> ClerkState:
+        return ClerkState(
+            status=c.status, reason=c.reason or None, state=c.state,
+            offer_id=c.offer_id or None, call_id=c.call_id or None, wrapup_until=c.wrapup_until,
+        )
+
+    async def push_clerk_state(self, username: str) -> None:
+        c = await self.store.clerk(username)
+        if c is not None:
+            await self.to_clerk(username, self.clerk_state(c))
+
+    # --- terminals -------------------------------------------------------------------
+
+    async def terminal_connected(self, session: Session, conn: Connection) -> None:
+        tid = session.who
+        await self.store.set_presence(keys.terminal_presence(tid), conn.conn_id,
+                                      self.settings.terminal_grace_s)
+        await self.store.mark_connected(tid)
+        conn.send_model(Hello(role="terminal", who=tid, display_name=session.display_name,
+                              node_id=self.settings.node_id))
+        ticket = await self.store.ticket_of_terminal(tid)
+        if ticket is None:
+            self.waiting_here.pop(tid, None)
+            return
+        if ticket.state in ("waiting", "offered"):
+            self.waiting_here[tid] = LocalTerminal(ticket.ticket_id, ticket.item_code)
+            status = await self.queue_status(ticket)
+            if status is not None:
+                conn.send_model(status)
+        elif ticket.call_id:
+            call = await self.store.call(ticket.call_id)
+            if call.get("state") == "active":
+                conn.send_model(await self.call_assigned(call, tid, "terminal"))
+
+    async def terminal_disconnected(self, session: Session, conn: Connection) -> None:
+        tid = session.who
+        if self.conns.of(terminal_target(tid)):
+            return  # another connection of this terminal is still here
+        if await self.redis.get(keys.terminal_presence(tid)) == conn.conn_id:
+            await self.redis.delete(keys.terminal_presence(tid))
+        ticket = await self.store.ticket_of_terminal(tid)
+        if ticket is not None and ticket.state in ("waiting", "offered"):
+            # The applicant keeps the place for a grace period (a reload, a network blip).
+            await self.store.mark_disconnected(tid, self.now() + self.settings.terminal_grace_s)
+        self.waiting_here.pop(tid, None)
+
+    async def join_queue(self, session: Session, item_code: str, priority: bool,
+                         handling_region: str | None) -> None:
+        item = self.items.get(item_code)
+        if item is None:
+            raise ClientError("unknown_item", "没有找到这个事项，请重新选择")
+        now = self.now()
+        ticket = Ticket(
+            ticket_id=_new_id("tk"), terminal_id=session.who, terminal_name=session.display_name,
+            village=session.village, item_code=item_code,
+            handling_region=handling_region or session.region_code, priority=priority,
+            enqueued_at=now, state="waiting", offer_id="", call_id="",
+        )
+        held = await self.store.join(ticket)
+        if held != ticket.ticket_id:
+            existing = await self.store.ticket(held)
+            if existing is not None and existing.state == "in_call":
+                raise ClientError("in_call", "您正在通话中")
+            if existing is not None:
+                self.waiting_here[session.who] = LocalTerminal(held, existing.item_code)
+                status = await self.queue_status(existing)
+                if status is not None:
+                    await self.to_terminal(session.who, status)
+            return
+        log.info("joined queue", extra={"ticket": ticket.ticket_id, "terminal": session.who,
+                                        "item": item_code, "priority": priority})
+        self.waiting_here[session.who] = LocalTerminal(ticket.ticket_id, item_code)
+        await self.dispatch_for_ticket(ticket)
+        await self.queue_changed(item_code)
+
+    async def leave_queue(self, session: Session) -> None:
+        ticket = await self.store.ticket_of_terminal(session.who)
+        if ticket is None:
+            return
+        if ticket.state == "in_call":
+            raise ClientError("in_call", "通话中不能离开队列，请挂断通话")
+        await self._drop_ticket(ticket, "left")
+
+    async def _drop_ticket(self, ticket: Ticket, reason: Literal["left", "abandoned"],
+                           unless_present: str = "") -> bool:
+        offer_id = await self.store.remove_ticket(ticket, reason, unless_present)
+        if offer_id is None:
+            return False
+        log.info("left queue", extra={"ticket": ticket.ticket_id, "reason": reason})
+        self.waiting_here.pop(ticket.terminal_id, None)
+        if offer_id:
+            offer = await self.store.offer(offer_id)
+            if offer is not None and await self.store.release(
+                offer, "offers_withdrawn", False, "", self.now()
+            ):
+                await self.to_clerk(offer.clerk, OfferClosed(offer_id=offer_id,
+                                                             reason="withdrawn"))
+                await self.push_clerk_state(offer.clerk)
+                await self.dispatch_for_clerk(offer.clerk)
+        await self.to_terminal(ticket.terminal_id,
+                               LeftQueue(ticket_id=ticket.ticket_id, reason=reason))
+        await self.queue_changed(ticket.item_code)
+        return True
+
+    async def queue_status(self, ticket: Ticket) -> QueueStatus | None:
+        [(position, total)] = await self.store.positions([ticket])
+        if position is None:
+            return None
+        return QueueStatus(
+            ticket_id=ticket.ticket_id, item_code=ticket.item_code,
+            state="offered" if ticket.state == "offered" else "waiting",
+            position=position, waiting_total=total,
+            estimated_wait_s=self.estimate(ticket.item_code, position),
+            since=ticket.enqueued_at,
+        )
+
+    def estimate(self, item_code: str, position: int) -> int:
+        return estimate_wait(position, self._staffed.get(item_code, 0),
+                             self._handle_times.get(item_code, []),
+                             self.settings.default_handle_time_s)
+
+    # --- clerks ----------------------------------------------------------------------
+
+    async def clerk_connected(self, session: Session, conn: Connection) -> None:
+        u = session.who
+        now = self.now()
+        await self.store.upsert_clerk(u, session.display_name, session.skills,
+                                      session.jurisdictions, session.region_code, now)
+        await self.store.set_presence(keys.clerk_presence(u), conn.conn_id,
+                                      self.settings.clerk_presence_ttl_s)
+        clerk = await self.store.clerk(u)
+        assert clerk is not None
+        if clerk.status == "offline":
+            await self.store.set_status(u, "not_ready", "刚登录", now)
+            clerk = await self.store.clerk(u)
+            assert clerk is not None
+        conn.send_model(Hello(role="clerk", who=u, display_name=session.display_name,
+                              node_id=self.settings.node_id))
+        conn.send_model(self.clerk_state(clerk))
+        if clerk.offer_id:
+            offer = await self.store.offer(clerk.offer_id)
+            ticket = await self.store.ticket(offer.ticket_id) if offer else None
+            if offer is not None and ticket is not None:
+                conn.send_model(self.offer_message(offer, ticket))
+        if clerk.call_id:
+            call = await self.store.call(clerk.call_id)
+            if call.get("state") == "active":
+                conn.send_model(await self.call_assigned(call, u, "clerk"))
+
+    async def clerk_disconnected(self, session: Session, conn: Connection) -> None:
+        if self.conns.of(clerk_target(session.who)):
+            return
+        if await self.store.clerk_gone(session.who, conn.conn_id):
+            await self._clerk_left(session.who)
+
+    async def _clerk_left(self, username: str) -> None:
+        """A clerk went offline: its pending offer goes back to the applicant's place."""
+        log.info("clerk offline", extra={"clerk": username})
+        clerk = await self.store.clerk(username)
+        if clerk is not None and clerk.offer_id:
+            offer = await self.store.offer(clerk.offer_id)
+            if offer is not None:
+                await self._release_offer(offer, "offers_withdrawn", False, "", "withdrawn")
+
+    async def set_status(self, session: Session, status: str, reason: str | None) -> None:
+        u = session.who
+        clerk = await self.store.clerk(u)
+        if clerk is None:
+            raise ClientError("no_clerk", "请重新登录")
+        if status == "not_ready" and clerk.offer_id:
+            offer = await self.store.offer(clerk.offer_id)
+            if offer is not None:
+                await self._release_offer(offer, "offers_withdrawn", False, "", "withdrawn")
+        await self.store.set_status(u, status, reason or "", self.now())
+        await self.push_clerk_state(u)
+        if status == "ready":
+            await self.dispatch_for_clerk(u)
+
+    def offer_message(self, offer: OfferRecord, ticket: Ticket) -> Offer:
+        item = self.items.get(ticket.item_code)
+        return Offer(
+            offer_id=offer.offer_id, ticket_id=ticket.ticket_id, item_code=ticket.item_code,
+            item_name=item.name if item else ticket.item_code, terminal_id=ticket.terminal_id,
+            terminal_name=ticket.terminal_name, village=ticket.village,
+            handling_region=ticket.handling_region, priority=ticket.priority,
+            waited_s=int(offer.created_at - ticket.enqueued_at), expires_at=offer.expires_at,
+        )
+
+    async def _own_offer(self, session: Session, offer_id: str) -> tuple[OfferRecord, Ticket]:
+        offer = await self.store.offer(offer_id)
+        if offer is None or offer.clerk != session.who:
+            raise ClientError("offer_gone", "这个来电已经结束或转给了其他人")
+        ticket = await self.store.ticket(offer.ticket_id)
+        if ticket is None:
+            raise ClientError("offer_gone", "申请人已经离开")
+        return offer, ticket
+
+    async def accept_offer(self, session: Session, offer_id: str) -> None:
+        offer, ticket = await self._own_offer(session, offer_id)
+        call_id = _new_id("call")
+        now = self.now()
+        fields = {
+            "call_id": call_id, "ticket_id": ticket.ticket_id, "item_code": ticket.item_code,
+            "terminal_id": ticket.terminal_id, "terminal_name": ticket.terminal_name,
+            "clerk": session.who, "clerk_name": session.display_name, "state": "active",
+            "started_at": repr(now), "second_clerk": "", "invited": "",
+        }
+        result = await self.store.accept(offer, ticket, call_id, now, fields)
+        if result == -2:
+            raise ClientError("offer_expired", "来电已超时")
+        if result != 1:
+            raise ClientError("offer_gone", "这个来电已经结束或转给了其他人")
+        log.info("offer accepted", extra={"offer": offer_id, "call": call_id,
+                                          "clerk": session.who, "ticket": ticket.ticket_id})
+        self.waiting_here.pop(ticket.terminal_id, None)
+        media = await calls.start_call(self.app, calls.CallStart(
+            call_id=call_id, ticket_id=ticket.ticket_id, item_code=ticket.item_code,
+            terminal_id=ticket.terminal_id, terminal_name=ticket.terminal_name,
+            clerk_username=session.who, clerk_name=session.display_name))
+        for who, role in ((ticket.terminal_id, "terminal"), (session.who, "clerk")):
+            msg = self._call_message(fields, media.get(who))
+            if role == "terminal":
+                await self.to_terminal(who, msg)
+            else:
+                await self.to_clerk(who, OfferClosed(offer_id=offer_id, reason="accepted"), msg)
+        await self.push_clerk_state(session.who)
+        await self.queue_changed(ticket.item_code)
+
+    @staticmethod
+    def _call_message(call: dict[str, str], media: MediaJoin | None) -> CallAssigned:
+        return CallAssigned(
+            call_id=call["call_id"], ticket_id=call["ticket_id"], item_code=call["item_code"],
+            terminal_id=call["terminal_id"], terminal_name=call["terminal_name"],
+            clerk_username=call["clerk"], clerk_name=call["clerk_name"],
+            media=media,
+        )
+
+    async def call_assigned(self, call: dict[str, str], who: str, role: str) -> CallAssigned:
+        media = await calls.join_for(self.app, call["call_id"], who, role)
+        return self._call_message(call, media)
+
+    async def reject_offer(self, session: Session, offer_id: str) -> None:
+        offer, _ = await self._own_offer(session, offer_id)
+        await self._release_offer(offer, "offers_rejected", True, "拒绝接听", "rejected")
+
+    async def _release_offer(self, offer: OfferRecord, counter: str, clerk_not_ready: bool,
+                             reason: str, closed: Literal["timeout", "rejected", "withdrawn"]
+                             ) -> None:
+        if not await self.store.release(offer, counter, clerk_not_ready, reason, self.now()):
+            return
+        log.info("offer released", extra={"offer": offer.offer_id, "why": closed,
+                                          "clerk": offer.clerk, "ticket": offer.ticket_id})
+        await self.to_clerk(offer.clerk, OfferClosed(offer_id=offer.offer_id, reason=closed))
+        await self.push_clerk_state(offer.clerk)
+        ticket = await self.store.ticket(offer.ticket_id)
+        if ticket is not None:
+            # The applicant kept its place at the head; try the next eligible clerk.
+            await self.dispatch_for_ticket(ticket)
+            await self.queue_changed(ticket.item_code)
+        if not clerk_not_ready:
+            await self.dispatch_for_clerk(offer.clerk)
+
+    async def end_call(self, call_id: str, reason: str, by: str | None = None) -> None:
+        """End a call (hang-up by the clerk, or the media side reporting its end)."""
+        call = await self.store.call(call_id)
+        if not call:
+            raise ClientError("no_call", "没有这个通话")
+        if by is not None and by not in (call["clerk"], call.get("second_clerk")):
+            raise ClientError("not_your_call", "这不是您的通话")
+        now = self.now()
+        if not await self.store.end_call(call, now, now + self.settings.wrapup_s, reason):
+            return
+        log.info("call ended", extra={"call": call_id, "why": reason})
+        await calls.stop_call(self.app, call_id, reason)
+        ended = CallEnded(call_id=call_id, reason=reason)
+        await self.to_terminal(call["terminal_id"], ended)
+        await self.to_clerk(call["clerk"], ended)
+        if call.get("second_clerk"):
+            await self.to_clerk(call["second_clerk"], ended)
+        await self.push_clerk_state(call["clerk"])
+
+    async def wrapup_done(self, session: Session) -> None:
+        if await self.store.wrapup_done(session.who, self.now(), only_if_due=False):
+            await self.push_clerk_state(session.who)
+            await self.dispatch_for_clerk(session.who)
+
+    async def invite_clerk(self, session: Session, call_id: str, username: str) -> None:
+        call = await self.store.call(call_id)
+        if call.get("state") != "active" or call.get("clerk") != session.who:
+            raise ClientError("not_your_call", "只能邀请到您正在进行的通话")
+        other = await self.store.clerk(username)
+        if other is None or other.status == "offline" or username == session.who:
+            raise ClientError("clerk_unavailable", "对方不在线")
+        await self.redis.hset(keys.call(call_id), "invited", username)
+        await self.to_clerk(username, CallInvite(
+            call_id=call_id, from_username=session.who, from_name=session.display_name,
+            item_code=call["item_code"]))
+
+    async def accept_invite(self, session: Session, call_id: str) -> None:
+        call = await self.store.call(call_id)
+        if call.get("state") != "active" or call.get("invited") != session.who:
+            raise ClientError("no_invite", "邀请已失效")
+        await self.redis.hset(keys.call(call_id), mapping={"second_clerk": session.who,
+                                                           "invited": ""})
+        await self.set_status(session, "not_ready", "三方连线")
+        call["second_clerk"] = session.who
+        await self.to_clerk(session.who, await self.call_assigned(call, session.who,
+                                                                  "second_clerk"))
+
+    # --- dispatch --------------------------------------------------------------------
+
+    async def _offer(self, ticket: Ticket, username: str) -> int:
+        offer_id = _new_id("of")
+        now = self.now()
+        expires = now + self.settings.offer_timeout_s
+        result = await self.store.reserve(ticket, username, offer_id, now, expires)
+        if result == 1:
+            log.info("offer made", extra={"offer": offer_id, "clerk": username,
+                                          "ticket": ticket.ticket_id})
+            offer = OfferRecord(offer_id, username, ticket.ticket_id, now, expires)
+            await self.to_clerk(username, self.offer_message(offer, ticket))
+            await self.push_clerk_state(username)
+        return result
+
+    async def dispatch_for_ticket(self, ticket: Ticket) -> None:
+        """Offer a newly free applicant to the eligible idle clerk the strategy picks."""
+        excluded: set[str] = set()
+        regions = self.items[ticket.item_code].clerk_regions if ticket.item_code in self.items \
+            else []
+        for _ in range(RACE_RETRIES):
+            current = await self.store.ticket(ticket.ticket_id)
+            if current is None or current.state != "waiting":
+                return
+            idle = [c.candidate() for c in await self.store.ready_clerks()
+                    if c.username not in excluded and c.status == "ready" and c.state == "idle"]
+            clerk = pick_clerk(current.applicant(), idle, regions,
+                               self.settings.routing_strategy, self.rng)
+            if clerk is None:
+                return
+            result = await self._offer(current, clerk.username)
+            if result != -1:
+                return
+            excluded.add(clerk.username)
+
+    async def dispatch_for_clerk(self, username: str) -> None:
+        """Offer a newly free clerk the first eligible applicant across its items."""
+        for _ in range(RACE_RETRIES):
+            clerk = await self.store.clerk(username)
+            if clerk is None or clerk.status != "ready" or clerk.state != "idle":
+                return
+            ticket = await self._next_applicant(clerk)
+            if ticket is None:
+                return
+            result = await self._offer(ticket, username)
+            if result != 0:
+                return
+
+    async def _next_applicant(self, clerk: ClerkRecord) -> Ticket | None:
+        regions = self._item_regions()
+        items = [i for i in sorted(clerk.skills) if i in self.items]
+        cand = clerk.candidate()
+        for page in range(MAX_PAGES):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in items:
+                    pipe.zrange(keys.waiting(i), page * HEADS_PAGE, (page + 1) * HEADS_PAGE - 1)
+                heads = [strs(chunk) for chunk in await pipe.execute()]
+            ids = [tid for chunk in heads for tid in chunk]
+            if not ids:
+                return None
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for tid in ids:
+                    pipe.hgetall(keys.ticket(tid))
+                rows = await pipe.execute()
+            tickets = {t.ticket_id: t for t in (Ticket.from_hash(str_map(h)) for h in rows if h)}
+            best = pick_applicant(cand, (t.applicant() for t in tickets.values()), regions)
+            if best is not None:
+                return tickets[best.ticket_id]
+            items = [i for i, chunk in zip(items, heads, strict=True) if len(chunk) == HEADS_PAGE]
+            if not items:
+                return None
+        return None
+
+    # --- background loops ------------------------------------------------------------
+
+    async def sweep_once(self) -> None:
+        now = self.now()
+        for offer_id in await self.store.due_offers(now):
+            offer = await self.store.offer(offer_id)
+            if offer is None:
+                await self.redis.zrem(keys.offers_expiry(), offer_id)
+                continue
+            await self._release_offer(offer, "offers_timed_out", True, "未接听", "timeout")
+        for tid in await self.store.due_disconnected(now):
+            ticket = await self.store.ticket_of_terminal(tid)
+            if ticket is None:
+                await self.store.mark_connected(tid)
+                continue
+            await self._drop_ticket(ticket, "abandoned", keys.terminal_presence(tid))
+        for username in await self.store.due_wrapups(now):
+            if await self.store.wrapup_done(username, now, only_if_due=True):
+                await self.push_clerk_state(username)
+                await self.dispatch_for_clerk(username)
+
+    async def reap_dead_clerks(self) -> None:
+        clerks = [c for c in await self.store.all_clerks() if c.status != "offline"]
+        if not clerks:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for c in clerks:
+                pipe.exists(keys.clerk_presence(c.username))
+            alive = await pipe.execute()
+        for c, present in zip(clerks, alive, strict=True):
+            if not present and await self.store.clerk_gone(c.username, ""):
+                await self._clerk_left(c.username)
+
+    async def rebalance(self) -> None:
+        """Safety net: offer every idle ready clerk its next applicant (one node at a time)."""
+        if not await self.redis.set(keys.routing_lock(), self.settings.node_id, nx=True, px=900):
+            return
+        for clerk in await self.store.ready_clerks():
+            await self.dispatch_for_clerk(clerk.username)
+
+    async def refresh_figures(self) -> None:
+        """Staffed clerks and recent handle times per item, for the estimated wait."""
+        staffed: dict[str, int] = {}
+        for c in await self.store.all_clerks():
+            if c.status != "offline":
+                for skill in c.skills:
+                    staffed[skill] = staffed.get(skill, 0) + 1
+        self._staffed = staffed
+        self._handle_times = {code: await self.store.handle_times(code) for code in self.items}
+
+    async def refresh_presence(self) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for conn in self.conns.all():
+                kind, _, who = conn.target.partition(":")
+                if kind == "clerk":
+                    pipe.set(keys.clerk_presence(who), conn.conn_id,
+                             px=int(self.settings.clerk_presence_ttl_s * 1000))
+                else:
+                    pipe.set(keys.terminal_presence(who), conn.conn_id,
+                             px=int(self.settings.terminal_grace_s * 1000))
+            await pipe.execute()
+
+    async def push_positions(self, items: set[str] | None) -> None:
+        """Send each local waiting terminal (of `items`, or all) its place and estimated wait."""
+        local = [(tid, lt) for tid, lt in self.waiting_here.items()
+                 if items is None or lt.item_code in items]
+        if not local:
+            return
+        tickets = [await self.store.ticket(lt.ticket_id) for _, lt in local]
+        present = [t for t in tickets if t is not None and t.state in ("waiting", "offered")]
+        for (tid, _), t in zip(local, tickets, strict=True):
+            if t is None or t.state not in ("waiting", "offered"):
+                self.waiting_here.pop(tid, None)
+        for t, (position, total) in zip(present, await self.store.positions(present),
+                                        strict=True):
+            if position is None:
+                continue
+            msg = QueueStatus(
+                ticket_id=t.ticket_id, item_code=t.item_code,
+                state="offered" if t.state == "offered" else "waiting", position=position,
+                waiting_total=total, estimated_wait_s=self.estimate(t.item_code, position),
+                since=t.enqueued_at)
+            for conn in self.conns.of(terminal_target(t.terminal_id)):
+                conn.send_model(msg)
+
+    def deliver(self, payload: str) -> None:
+        target, _, text = payload.partition("\n")
+        if target == fanout.EVENT:
+            if '"queue_changed"' in text:
+                self._dirty_items.add(str(json.loads(text)["item"]))
+                self._dirty.set()
+            return
+        for conn in self.conns.of(target):
+            conn.send(text)
+
+    async def _listen(self) -> None:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(keys.events_channel())
+        try:
+            while True:
+                msg = await pubsub.get_message(timeout=1.0)
+                if msg is not None and msg["type"] == "message":
+                    self.deliver(str(msg["data"]))
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _positions_step(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._dirty.wait(), self.settings.position_refresh_s)
+        if self._dirty.is_set():
+            await asyncio.sleep(0.05)  # coalesce a burst of changes into one update
+            items, self._dirty_items = self._dirty_items, set()
+            self._dirty.clear()
+            await self.push_positions(items)
+        else:
+            await self.push_positions(None)
+
+    async def _every(self, interval: float, step: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await step()
+            except (RedisError, ConnectionError, OSError) as exc:
+                log.warning("background step failed", extra={"step": step.__name__,
+                                                             "error": repr(exc)})
+            await asyncio.sleep(interval)
+
+    async def run_background(self) -> list[asyncio.Task[None]]:
+        await self.refresh_figures()
+        listener = asyncio.create_task(self._listen(), name="fanout-listener")
+        return [
+            listener,
+            asyncio.create_task(self._every(SWEEP_INTERVAL_S, self.sweep_once), name="sweep"),
+            asyncio.create_task(self._every(1.0, self.reap_dead_clerks), name="reap"),
+            asyncio.create_task(self._every(1.0, self.rebalance), name="rebalance"),
+            asyncio.create_task(self._every(2.0, self.refresh_figures), name="figures"),
+            asyncio.create_task(
+                self._every(self.settings.clerk_presence_ttl_s / 3, self.refresh_presence),
+                name="presence"),
+            asyncio.create_task(self._every(0, self._positions_step), name="positions"),
+        ]
+
+
+SERVICE = web.AppKey("service", QueueService)

@@ -1,0 +1,163 @@
+"""The `/ws` endpoint: one websocket per terminal kiosk or clerk console.
+
+Each text frame is one JSON message validated by `core.messages`; anything wrong gets an
+`error` message with a code, a log line, and the connection goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import WSMsgType, web
+from pydantic import ValidationError
+
+from core.messages import (
+    CLERK_MESSAGES,
+    TERMINAL_MESSAGES,
+    AcceptInvite,
+    AcceptOffer,
+    EndCall,
+    ErrorMessage,
+    InviteClerk,
+    JoinQueue,
+    Pong,
+    RejectOffer,
+    SetStatus,
+    client_message,
+)
+from signaling.appkeys import SETTINGS
+from signaling.auth import Session, current_session
+from signaling.errors import http_error
+from signaling.fanout import Connection, clerk_target, terminal_target
+from signaling.ratelimit import TokenBucket
+from signaling.service import SERVICE, ClientError, QueueService
+
+log = logging.getLogger("signaling.ws")
+
+HARD_FRAME_LIMIT = 1024 * 1024  # beyond this aiohttp closes the socket (1009)
+ABUSE_LIMIT = 200  # dropped messages before a flooding client is disconnected
+
+
+async def _handle(svc: QueueService, session: Session, conn: Connection, raw: str) -> None:
+    try:
+        msg = client_message.validate_json(raw)
+    except ValidationError as exc:
+        code, text = _validation_error(exc)
+        conn.send_model(ErrorMessage(code=code, message=text))
+        log.info("bad message", extra={"who": session.who, "code": code})
+        return
+    allowed = TERMINAL_MESSAGES if session.role == "terminal" else CLERK_MESSAGES
+    if msg.type not in allowed:
+        conn.send_model(ErrorMessage(code="forbidden_type", message="当前身份不能发送这个消息",
+                                     ref=msg.id))
+        log.info("message not allowed for role", extra={"who": session.who, "type": msg.type})
+        return
+    try:
+        await _dispatch(svc, session, conn, msg)
+    except ClientError as exc:
+        conn.send_model(ErrorMessage(code=exc.code, message=exc.message, ref=msg.id))
+        log.info("intent refused", extra={"who": session.who, "code": exc.code})
+    except Exception:
+        # One failed intent must not drop the connection; the person sees plain words.
+        log.exception("intent failed", extra={"who": session.who, "type": msg.type})
+        conn.send_model(ErrorMessage(code="internal", message="服务器暂时出错，请稍后再试",
+                                     ref=msg.id))
+
+
+async def _dispatch(svc: QueueService, s: Session, conn: Connection, msg: object) -> None:
+    match msg:
+        case JoinQueue():
+            await svc.join_queue(s, msg.item_code, msg.priority, msg.handling_region)
+        case SetStatus():
+            await svc.set_status(s, msg.status, msg.reason)
+        case AcceptOffer():
+            await svc.accept_offer(s, msg.offer_id)
+        case RejectOffer():
+            await svc.reject_offer(s, msg.offer_id)
+        case EndCall():
+            await svc.end_call(msg.call_id, "hangup", by=s.who)
+        case InviteClerk():
+            await svc.invite_clerk(s, msg.call_id, msg.username)
+        case AcceptInvite():
+            await svc.accept_invite(s, msg.call_id)
+        case _:
+            kind = getattr(msg, "type", "")
+            handlers: dict[str, Callable[[], Awaitable[None]]] = {
+                "leave_queue": lambda: svc.leave_queue(s),
+                "wrapup_done": lambda: svc.wrapup_done(s),
+            }
+            if kind == "ping":
+                conn.send_model(Pong())
+            elif kind in handlers:
+                await handlers[kind]()
+
+
+def _validation_error(exc: ValidationError) -> tuple[str, str]:
+    errors = exc.errors()
+    if any(e["type"] == "json_invalid" for e in errors):
+        return "invalid_json", "消息不是有效的 JSON"
+    if any(e["type"] in ("union_tag_invalid", "union_tag_not_found") for e in errors):
+        return "unknown_type", "不认识的消息类型"
+    fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or "?" for e in errors[:3])
+    return "invalid_message", f"消息字段不正确：{fields}"
+
+
+async def ws_handler(request: web.Request) -> web.WebSocketResponse:
+    session = await current_session(request)
+    if session is None:
+        raise http_error(web.HTTPUnauthorized, "not_logged_in", "请先登录")
+    if session.role not in ("terminal", "clerk"):
+        raise http_error(web.HTTPForbidden, "forbidden", "只有终端和坐席可以连接")
+    settings = request.app[SETTINGS]
+    svc = request.app[SERVICE]
+    ws = web.WebSocketResponse(heartbeat=5.0, max_msg_size=HARD_FRAME_LIMIT)
+    await ws.prepare(request)
+    target = (terminal_target if session.role == "terminal" else clerk_target)(session.who)
+    conn = Connection(ws, secrets.token_hex(8), target)
+    conn.start()
+    svc.conns.add(conn)
+    bucket = TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst)
+    dropped = 0
+    log.info("connected", extra={"who": session.who, "role": session.role, "conn": conn.conn_id})
+    try:
+        if session.role == "terminal":
+            await svc.terminal_connected(session, conn)
+        else:
+            await svc.clerk_connected(session, conn)
+        async for frame in ws:
+            if frame.type == WSMsgType.TEXT:
+                if not bucket.allow(time.monotonic()):
+                    dropped += 1
+                    conn.send_model(ErrorMessage(code="rate_limited",
+                                                 message="操作太频繁，请稍后再试"))
+                    if dropped >= ABUSE_LIMIT:
+                        log.warning("flooding client disconnected", extra={"who": session.who})
+                        await ws.close(code=1008, message=b"rate limit")
+                    continue
+                data: str = frame.data
+                if len(data.encode()) > settings.ws_max_message_bytes:
+                    conn.send_model(ErrorMessage(code="too_large", message="消息太大"))
+                    log.info("oversized message", extra={"who": session.who,
+                                                         "bytes": len(data)})
+                    continue
+                await _handle(svc, session, conn, data)
+            elif frame.type == WSMsgType.BINARY:
+                conn.send_model(ErrorMessage(code="binary_not_supported",
+                                             message="只接受文本消息"))
+            elif frame.type == WSMsgType.ERROR:
+                log.info("websocket error", extra={"who": session.who,
+                                                   "error": repr(ws.exception())})
+    finally:
+        svc.conns.remove(conn)
+        await conn.stop()
+        try:
+            if session.role == "terminal":
+                await svc.terminal_disconnected(session, conn)
+            else:
+                await svc.clerk_disconnected(session, conn)
+        finally:
+            log.info("disconnected", extra={"who": session.who, "conn": conn.conn_id})
+    return ws
