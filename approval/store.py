@@ -256,6 +256,16 @@ class CaseStore:
                         "overdue": bool(run and run.due_at < datetime.now(UTC))})
         return out
 
+    async def by_terminal(self, terminal_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Recent cases of one terminal, newest first (what the kiosk may show)."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(
+                cases.c.case_no, cases.c.item_name, cases.c.status, cases.c.submitted_at,
+                cases.c.state["certificate_no"].astext.label("certificate_no"),
+            ).where(cases.c.terminal_id == terminal_id).order_by(cases.c.submitted_at.desc())
+                .limit(limit))).mappings().all()
+        return [{**dict(r), "submitted_at": r["submitted_at"].isoformat()} for r in rows]
+
     async def open_tasks(self) -> list[tuple[str, int, str]]:
         """(case, seq, group) for every task PostgreSQL says is open: the truth for resync."""
         async with self.engine.connect() as conn:

@@ -251,6 +251,38 @@ async def approval_figures(request: web.Request) -> web.Response:
         "queued": await redis.scard(keys.approval_queued())})
 
 
+async def dead_letters(request: web.Request) -> web.Response:
+    """Tasks that failed too often, newest first, for an administrator to look into."""
+    await require_session(request, "admin")
+    raw = await request.app[REDIS].lrange(keys.approval_dead(), 0, 199)
+    return web.json_response({"dead_letters": [json.loads(r) for r in raw]})
+
+
+async def terminal_cases(request: web.Request) -> web.Response:
+    """A terminal's recent cases: the snapshot a reconnecting kiosk shows and prints from."""
+    session = await require_session(request, "terminal")
+    settings = request.app[SETTINGS]
+    rows = await store_of(request).by_terminal(session.who)
+    for r in rows:
+        r["status_name"] = wf.STATUS_NAMES[r["status"]]
+        number = r["certificate_no"]
+        r["certificate_url"] = effects.certificate_url(settings.base_url, number) \
+            if number else None
+    return web.json_response({"cases": rows})
+
+
+class RevokeRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+async def revoke_certificate(request: web.Request) -> web.Response:
+    session = await require_session(request, "admin")
+    body: RevokeRequest = await _body(request, RevokeRequest)
+    row = await _certificate(request)
+    await store_of(request).revoke(row["certificate_no"], session.who, body.reason, _now())
+    return web.json_response({"certificate_no": row["certificate_no"], "revoked": True})
+
+
 # --- certificates -----------------------------------------------------------------------
 
 
@@ -366,6 +398,9 @@ def setup_routes(app: web.Application, *, sweep: bool = True) -> None:
     app.router.add_post("/api/reviewer/claim", reviewer_claim)
     app.router.add_post("/api/reviewer/decide", reviewer_decide)
     app.router.add_get("/api/approval/figures", approval_figures)
+    app.router.add_get("/api/approval/dead", dead_letters)
+    app.router.add_get("/api/terminal/cases", terminal_cases)
+    app.router.add_post("/api/certificates/{certificate}/revoke", revoke_certificate)
     app.router.add_get("/api/certificates/{certificate}.pdf", certificate_pdf)
     app.router.add_post("/api/certificates/{certificate}/printed", certificate_printed)
     app.router.add_get("/api/verify/{certificate}", verify_json)

@@ -103,6 +103,14 @@ async def test_case_goes_from_clerk_through_two_levels_to_a_printed_certificate(
 
     page = await client.get(f"/verify/{number}")
     assert "有效" in await page.text()
+    snapshot = await (await client.get("/api/terminal/cases")).json()
+    [row] = [c for c in snapshot["cases"] if c["case_no"] == case_no]
+    assert row["status_name"] == "已打印交付" and row["certificate_url"].endswith(".pdf")
+
+    await login(client, "admin")
+    revoked = await client.post(f"/api/certificates/{number}/revoke", json={"reason": "测试撤销"})
+    assert revoked.status == 200
+    assert "已撤销" in await (await client.get(f"/verify/{number}")).text()
 
 
 async def test_forged_and_revoked_certificates_fail_the_check(

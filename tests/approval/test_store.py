@@ -6,12 +6,14 @@ import asyncio
 import os
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approval import workflow as wf
+from approval.eseal import SealKeys
 from approval.store import CaseRefused, CaseStore
 from core import audit, records
 from core.settings import ROOT, Settings
@@ -152,3 +154,24 @@ async def test_verify_command_names_the_first_broken_entry(
         async with engine.begin() as conn:
             await conn.execute(t.update().where(t.c.id == victim.id).values(actor=victim.actor))
     assert code == 1 and f"id={victim.id}" in out
+
+
+async def test_rotated_seal_key_keeps_old_certificates_valid(store: CaseStore) -> None:
+    async def certify() -> dict[str, Any]:
+        change = await store.create(submission("LS-JZ"), "clerk1", now())
+        c = await store.decide(change.case_no, 1, "town-civil-affairs", "r", "approve", "",
+                               now())
+        assert c.state.certificate_no
+        row = await store.certificate(c.state.certificate_no)
+        assert row is not None
+        return row
+
+    old = await certify()
+    store.seal = SealKeys(store.seal.folder, "seal-2")  # rotation: a new key id signs
+    new = await certify()
+    assert (old["key_id"], new["key_id"]) == ("seal-1", "seal-2")
+    for row in (old, new):
+        assert store.seal.check(row["content"], row["signature"], row["key_id"])
+    assert not store.seal.check(old["content"], old["signature"], "seal-2")
+    assert not store.seal.check(old["content"].replace("刘桂兰", "王小二"), old["signature"],
+                                "seal-1")
