@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
@@ -16,6 +17,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
+from redis.exceptions import RedisError
 
 from approval import effects, streams
 from approval import workflow as wf
@@ -29,6 +31,7 @@ from signaling.auth import Session, require_session
 from signaling.errors import http_error
 from verify.idnumber import check_id_number
 
+log = logging.getLogger("signaling.cases_api")
 _STORE = web.AppKey("approval_store", dict)
 _CASE_NO = re.compile(r"^[0-9]{8}-[0-9A-F]{8}$")
 _CERT_NO = re.compile(r"^E[0-9]{8}[0-9A-F]{10}$")
@@ -82,7 +85,12 @@ def _jsonable(value: Any) -> Any:
 
 
 async def _done(request: web.Request, change: Any) -> None:
-    await effects.carry_out(request.app[REDIS], change, request.app[SETTINGS].base_url)
+    try:
+        await effects.carry_out(request.app[REDIS], change, request.app[SETTINGS].base_url)
+    except RedisError as exc:
+        # The change is committed in PostgreSQL; the sweep re-enqueues its open tasks.
+        log.warning("approval effects deferred to the sweep: %s", exc,
+                    extra={"case_no": change.case_no})
 
 
 # --- clerk ------------------------------------------------------------------------------
