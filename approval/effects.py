@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from approval import streams
 from approval import workflow as wf
-from approval.messages import CaseResult
+from approval.messages import CaseResult, StepOverdue
 from approval.store import CaseChange
 from core import keys
 from signaling.fanout import publish, terminal_target
@@ -36,7 +36,13 @@ async def reopen(redis: aioredis.Redis, state: wf.CaseState) -> int:
     return added
 
 
-async def carry_out(redis: aioredis.Redis, change: CaseChange, base_url: str) -> None:
+def group_leads(pairs: tuple[str, ...]) -> dict[str, str]:
+    """Parse the APPROVAL_GROUP_LEADS setting ("group=username" items)."""
+    return dict(p.split("=", 1) for p in pairs if "=" in p)
+
+
+async def carry_out(redis: aioredis.Redis, change: CaseChange, base_url: str,
+                    leads: dict[str, str] | None = None) -> None:
     state = change.state
     for effect in change.effects:
         if isinstance(effect, wf.OpenTasks):
@@ -54,7 +60,7 @@ async def carry_out(redis: aioredis.Redis, change: CaseChange, base_url: str) ->
                 certificate_no=number,
                 certificate_url=certificate_url(base_url, number) if number else None))
         elif isinstance(effect, wf.Escalate):
-            await _escalate(redis, state, effect)
+            await _escalate(redis, state, effect, leads or {})
     ended = [f"{state.case_no}:{s.seq}" for s in state.steps[-2:] if s.ended_at is not None]
     if ended:
         await redis.zrem(keys.approval_overdue(), *ended)
@@ -62,7 +68,8 @@ async def carry_out(redis: aioredis.Redis, change: CaseChange, base_url: str) ->
         await redis.hincrby(keys.approval_figures(), f"status:{state.status}", 1)
 
 
-async def _escalate(redis: aioredis.Redis, state: wf.CaseState, effect: wf.Escalate) -> None:
+async def _escalate(redis: aioredis.Redis, state: wf.CaseState, effect: wf.Escalate,
+                    leads: dict[str, str]) -> None:
     run = next(s for s in state.steps if s.seq == effect.seq)
     await redis.zadd(keys.approval_overdue(),
                      {f"{state.case_no}:{effect.seq}": run.due_at.timestamp()})
@@ -73,3 +80,6 @@ async def _escalate(redis: aioredis.Redis, state: wf.CaseState, effect: wf.Escal
             pipe.lpush(keys.approval_escalations(g), entry)
             pipe.ltrim(keys.approval_escalations(g), 0, ESCALATIONS_KEPT - 1)
             await pipe.execute()
+        if g in leads:
+            await publish(redis, f"reviewer:{leads[g]}", StepOverdue(
+                case_no=state.case_no, group=g, seq=effect.seq, due_at=run.due_at.isoformat()))

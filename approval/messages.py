@@ -26,3 +26,13 @@ class ReviewTaskAssigned(BaseModel):
     case_no: str
     group: str
     seq: int
+
+
+class StepOverdue(BaseModel):
+    """Tells a review group's lead that a step of the group is past its due time (督办)."""
+
+    type: Literal["step_overdue"] = "step_overdue"
+    case_no: str
+    group: str
+    seq: int
+    due_at: str

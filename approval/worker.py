@@ -150,9 +150,10 @@ async def sweep(redis: aioredis.Redis, store: CaseStore, settings: Settings,
                 report.assigned += 1
                 await publish(redis, f"reviewer:{reviewer}", ReviewTaskAssigned(
                     case_no=task.case_no, group=task.group, seq=task.seq))
+    leads = effects.group_leads(settings.approval_group_leads)
     for change in await store.tick(now or utcnow()):
         report.ticked += 1
-        await effects.carry_out(redis, change, settings.base_url)
+        await effects.carry_out(redis, change, settings.base_url, leads)
     if report.reclaimed:
         await redis.hincrby(keys.approval_figures(), "reclaimed", report.reclaimed)
     return report

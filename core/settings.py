@@ -127,6 +127,8 @@ class Settings:
     approval_max_deliveries: int = 5  # then the task goes to the dead-letter list
     approval_sweep_s: float = 5.0  # reclaim, re-enqueue, deadlines
     certificate_font: Path = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+    # "group=username,..": who is told when a step of the group is overdue (督办).
+    approval_group_leads: tuple[str, ...] = ()
 
     @property
     def base_url(self) -> str:
@@ -239,4 +241,6 @@ class Settings:
                 e, "APPROVAL_MAX_DELIVERIES", d.approval_max_deliveries, int),
             approval_sweep_s=_get(e, "APPROVAL_SWEEP_S", d.approval_sweep_s, float),
             certificate_font=_get(e, "CERTIFICATE_FONT", d.certificate_font, Path),
+            approval_group_leads=_get(
+                e, "APPROVAL_GROUP_LEADS", d.approval_group_leads, _csv),
         )

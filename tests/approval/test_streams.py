@@ -187,7 +187,18 @@ async def test_overdue_step_escalates_to_the_group_and_shows_on_figures(
     later = utcnow() + timedelta(days=30)
     changes = [c for c in await store.tick(later) if c.case_no == case_no]
     assert changes and any(isinstance(e, wf.Escalate) for e in changes[0].effects)
-    await effects.carry_out(redis, changes[0], "http://127.0.0.1:8080")
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.events_channel())
+    await effects.carry_out(redis, changes[0], "http://127.0.0.1:8080",
+                            effects.group_leads(("town-civil-affairs=lead_town",)))
+    told = []
+    for _ in range(20):
+        msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.05)
+        if msg is not None:
+            told.append(msg["data"])
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    assert any(m.startswith("reviewer:lead_town\n") and case_no in m and "step_overdue" in m
+               for m in told)
     assert f"{case_no}:1" in await redis.zrange(keys.approval_overdue(), 0, -1)
     assert case_no in (await redis.lrange(keys.approval_escalations(TOWN), 0, 0))[0]
     assert not [c for c in await store.tick(later) if c.case_no == case_no]  # escalated once
