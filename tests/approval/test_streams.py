@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -20,11 +22,12 @@ from sqlalchemy import func, select
 from approval import effects, streams
 from approval import workflow as wf
 from approval.store import CaseStore
+from approval.tables import cases as case_rows
 from approval.tables import decisions
 from approval.worker import AutoReviewer, sweep_forever, utcnow
 from core import keys
 from core.localstack import RedisServer, free_port
-from core.settings import Settings
+from core.settings import ROOT, Settings
 from tests.approval.conftest import submission
 
 TOWN, DISTRICT = "town-civil-affairs", "district-civil-affairs"
@@ -206,3 +209,38 @@ async def test_overdue_step_escalates_to_the_group_and_shows_on_figures(
     change = await store.decide(case_no, 1, TOWN, "r", "approve", "", utcnow())
     await effects.carry_out(redis, change, "http://127.0.0.1:8080")
     assert f"{case_no}:1" not in await redis.zrange(keys.approval_overdue(), 0, -1)
+
+
+async def test_consumer_process_killed_while_applying_a_step(
+        redis: aioredis.Redis, store: CaseStore, approval_settings: Settings) -> None:
+    """A real consumer process is SIGKILLed while its decision waits inside PostgreSQL."""
+    case_no = await submit(redis, store)
+    env = {**os.environ, "REDIS_URL": approval_settings.redis_url,
+           "DATABASE_URL": approval_settings.database_url,
+           "ESEAL_KEY_DIR": str(approval_settings.eseal_key_dir)}
+    async with store.engine.connect() as blocker:
+        trans = await blocker.begin()
+        # Hold the case row so the consumer is stuck in the middle of applying the step.
+        await blocker.execute(select(case_rows.c.case_no).where(case_rows.c.case_no == case_no)
+                              .with_for_update())
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "approval", "--auto", f"{TOWN},{DISTRICT}", "--name",
+            "doomed", "--no-sweep", env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL)
+        try:
+            for _ in range(400):
+                info = await redis.xpending(keys.approval_tasks(TOWN), streams.GROUP)
+                if info["pending"]:
+                    break
+                await asyncio.sleep(0.05)
+            assert [c["name"] for c in info["consumers"]] == ["doomed-0"]
+            await asyncio.sleep(0.2)  # its decide is now waiting on the row lock
+        finally:
+            proc.kill()
+            await proc.wait()
+        await trans.rollback()
+    survivor = AutoReviewer(redis, store, "auto-survivor", [TOWN, DISTRICT],
+                            reclaim_idle_ms=100)
+    await asyncio.sleep(0.15)
+    await drain(survivor)
+    assert (await store.get(case_no))["case"]["status"] == "certified"
+    assert await decisions_per_step(store, case_no) == [1, 1]
