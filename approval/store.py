@@ -266,6 +266,39 @@ class CaseStore:
                 .limit(limit))).mappings().all()
         return [{**dict(r), "submitted_at": r["submitted_at"].isoformat()} for r in rows]
 
+    async def by_clerk(self, clerk: str, limit: int = 50) -> list[dict[str, Any]]:
+        """A clerk's recent cases, newest first."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(
+                cases.c.case_no, cases.c.item_name, cases.c.applicant_name, cases.c.status,
+                cases.c.submitted_at, cases.c.open_groups,
+            ).where(cases.c.clerk == clerk).order_by(cases.c.submitted_at.desc())
+                .limit(limit))).mappings().all()
+        return [{**dict(r), "submitted_at": r["submitted_at"].isoformat()} for r in rows]
+
+    async def step_figures(self, since: datetime) -> list[dict[str, Any]]:
+        """环节分段计时: per level, steps finished since `since`, mean and max duration."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(
+                case_steps.c.level, func.count().label("steps"),
+                func.avg(case_steps.c.duration_s).label("mean_s"),
+                func.max(case_steps.c.duration_s).label("max_s"),
+                func.count().filter(case_steps.c.escalated).label("escalated"),
+            ).where(case_steps.c.ended_at >= since).group_by(case_steps.c.level))
+            ).mappings().all()
+        return [{"level": r["level"], "steps": int(r["steps"]),
+                 "mean_s": float(r["mean_s"] or 0), "max_s": float(r["max_s"] or 0),
+                 "escalated": int(r["escalated"])} for r in rows]
+
+    async def archive_due(self, before: datetime) -> list[CaseChange]:
+        """Finished cases last changed before `before` are archived."""
+        async with self.engine.connect() as conn:
+            due = (await conn.execute(select(cases.c.case_no).where(
+                cases.c.status.in_(["delivered", "rejected", "terminated"]),
+                cases.c.updated_at < before).limit(500))).scalars().all()
+        return [await self.transition(n, "system", "case.archive", wf.archive, before)
+                for n in due]
+
     async def open_tasks(self) -> list[tuple[str, int, str]]:
         """(case, seq, group) for every task PostgreSQL says is open: the truth for resync."""
         async with self.engine.connect() as conn:

@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import redis.asyncio as aioredis
@@ -135,6 +135,7 @@ class SweepReport:
     reclaimed: int = 0
     assigned: int = 0
     ticked: int = 0
+    archived: int = 0
 
 
 async def sweep(redis: aioredis.Redis, store: CaseStore, settings: Settings,
@@ -154,6 +155,9 @@ async def sweep(redis: aioredis.Redis, store: CaseStore, settings: Settings,
     for change in await store.tick(now or utcnow()):
         report.ticked += 1
         await effects.carry_out(redis, change, settings.base_url, leads)
+    at = now or utcnow()
+    report.archived = len(await store.archive_due(
+        at - timedelta(days=settings.approval_archive_after_days)))
     if report.reclaimed:
         await redis.hincrby(keys.approval_figures(), "reclaimed", report.reclaimed)
     return report

@@ -129,6 +129,7 @@ class Settings:
     certificate_font: Path = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
     # "group=username,..": who is told when a step of the group is overdue (督办).
     approval_group_leads: tuple[str, ...] = ()
+    approval_archive_after_days: float = 30.0  # finished cases are archived after this
 
     @property
     def base_url(self) -> str:
@@ -243,4 +244,6 @@ class Settings:
             certificate_font=_get(e, "CERTIFICATE_FONT", d.certificate_font, Path),
             approval_group_leads=_get(
                 e, "APPROVAL_GROUP_LEADS", d.approval_group_leads, _csv),
+            approval_archive_after_days=_get(
+                e, "APPROVAL_ARCHIVE_AFTER_DAYS", d.approval_archive_after_days, float),
         )

@@ -116,6 +116,11 @@ async def submit_case(request: web.Request) -> web.Response:
                              status=201)
 
 
+async def my_cases(request: web.Request) -> web.Response:
+    session = await require_session(request, "clerk")
+    return web.json_response({"cases": await store_of(request).by_clerk(session.who)})
+
+
 async def resubmit_case(request: web.Request) -> web.Response:
     session = await require_session(request, "clerk")
     return await _transition(request, store_of(request).resubmit(
@@ -252,7 +257,9 @@ async def approval_figures(request: web.Request) -> web.Response:
     await require_session(request, "reviewer", "qa", "admin")
     redis = request.app[REDIS]
     overdue = await redis.zrange(keys.approval_overdue(), 0, 99)
+    day_ago = datetime.fromtimestamp(_now().timestamp() - 86400, UTC)
     return web.json_response({
+        "steps_last_24h": await store_of(request).step_figures(day_ago),
         "counters": await redis.hgetall(keys.approval_figures()),
         "overdue": overdue, "overdue_count": await redis.zcard(keys.approval_overdue()),
         "dead_letters": await redis.llen(keys.approval_dead()),
@@ -399,6 +406,7 @@ def setup_routes(app: web.Application, *, sweep: bool = True) -> None:
     if sweep:
         app.cleanup_ctx.append(_approval_sweep)
     app.router.add_post("/api/cases", submit_case)
+    app.router.add_get("/api/cases", my_cases)
     app.router.add_get("/api/cases/{case_no}", case_detail)
     app.router.add_post("/api/cases/{case_no}/resubmit", resubmit_case)
     app.router.add_post("/api/cases/{case_no}/materials", materials_arrived)

@@ -107,7 +107,12 @@ async def test_case_goes_from_clerk_through_two_levels_to_a_printed_certificate(
     [row] = [c for c in snapshot["cases"] if c["case_no"] == case_no]
     assert row["status_name"] == "已打印交付" and row["certificate_url"].endswith(".pdf")
 
+    await login(client, "clerk1")
+    mine = await (await client.get("/api/cases")).json()
+    assert case_no in [c["case_no"] for c in mine["cases"]]
     await login(client, "admin")
+    figures = await (await client.get("/api/approval/figures")).json()
+    assert {"town", "district"} <= {f["level"] for f in figures["steps_last_24h"]}
     revoked = await client.post(f"/api/certificates/{number}/revoke", json={"reason": "测试撤销"})
     assert revoked.status == 200
     assert "已撤销" in await (await client.get(f"/verify/{number}")).text()

@@ -175,3 +175,16 @@ async def test_rotated_seal_key_keeps_old_certificates_valid(store: CaseStore) -
     assert not store.seal.check(old["content"], old["signature"], "seal-2")
     assert not store.seal.check(old["content"].replace("刘桂兰", "王小二"), old["signature"],
                                 "seal-1")
+
+
+async def test_finished_cases_are_archived_later_and_steps_are_timed(store: CaseStore) -> None:
+    change = await store.create(submission("LS-JZ"), "clerk1", now())
+    await store.decide(change.case_no, 1, "town-civil-affairs", "r", "approve", "", now())
+    await store.deliver(change.case_no, "T-420115-001", now())
+    assert change.case_no not in [c.case_no for c in await store.archive_due(
+        now() - timedelta(days=1))]
+    archived = await store.archive_due(now() + timedelta(seconds=1))
+    assert change.case_no in [c.case_no for c in archived]
+    assert (await store.get(change.case_no))["case"]["status"] == "archived"
+    figures = {f["level"]: f for f in await store.step_figures(now() - timedelta(hours=1))}
+    assert figures["town"]["steps"] >= 1 and figures["town"]["mean_s"] >= 0
