@@ -193,6 +193,16 @@ async def held_by(redis: aioredis.Redis, group: str, consumer: str,
     return out
 
 
+async def find(redis: aioredis.Redis, group: str, message_id: str) -> Task | None:
+    """The task behind a message id of a group's stream, if it is still there."""
+    try:
+        entries: Any = await redis.xrange(keys.approval_tasks(group), message_id, message_id)
+    except ResponseError:
+        return None
+    found = _tasks(group, entries)
+    return found[0] if found else None
+
+
 async def transfer(redis: aioredis.Redis, task: Task, consumer: str) -> bool:
     """Give a pending task to `consumer` (random assignment, or a reviewer's claim)."""
     got = await redis.xclaim(keys.approval_tasks(task.group), GROUP, consumer, 0,

@@ -196,7 +196,11 @@ async def reviewer_queue(request: web.Request) -> web.Response:
     redis = request.app[REDIS]
     held = []
     for g in session.review_groups:
-        held += [t.to_json() for t in await streams.held_by(redis, g, session.who, count=100)]
+        for task in await streams.held_by(redis, g, session.who, count=100):
+            if await streams.is_queued(redis, task):
+                held.append(task.to_json())
+            else:  # decided by someone else, or the step ended: nothing left to do
+                await streams.ack(redis, task)
     waiting = await store_of(request).queue(session.review_groups)
     return web.json_response({"reviewer": session.who, "display_name": session.display_name,
                               "groups": session.review_groups, "held": held,
@@ -241,11 +245,11 @@ async def reviewer_decide(request: web.Request) -> web.Response:
     await _done(request, change)
     redis = request.app[REDIS]
     task_ref = streams.task_id(body.case_no, body.seq, body.group)
-    if body.message_id:
-        await streams.ack(redis, streams.Task(body.message_id, body.group, body.case_no,
-                                              body.seq, 0.0))
-    else:
-        await redis.srem(keys.approval_queued(), task_ref)  # decided without claiming
+    task = await streams.find(redis, body.group, body.message_id) if body.message_id else None
+    if task is not None and task.task_id == task_ref:
+        await streams.ack(redis, task)
+    else:  # decided without claiming: holders find the task stale and drop it
+        await redis.srem(keys.approval_queued(), task_ref)
     return web.json_response({"case_no": body.case_no, "status": change.state.status,
                               "status_name": wf.STATUS_NAMES[change.state.status],
                               "certificate_no": change.state.certificate_no,

@@ -211,3 +211,21 @@ async def test_rongque_result_is_released_when_materials_arrive(client: Client) 
     done = await client.post(f"/api/cases/{case_no}/materials", json={"names": ["相关证明"]})
     out = await done.json()
     assert out["status"] == "certified" and out["certificate_no"]
+
+
+async def test_deciding_from_the_list_clears_the_held_task(client: Client,
+                                                          redis: aioredis.Redis) -> None:
+    await login(client, "clerk1")
+    case_no = (await (await client.post(
+        "/api/cases", data=submission("LS-JZ").model_dump_json())).json())["case_no"]
+    await login(client, "reviewer_town")
+    task = (await (await client.post("/api/reviewer/claim")).json())["task"]
+    assert task["case_no"] == case_no
+    resp = await client.post("/api/reviewer/decide", json={  # no message id: from the list
+        "case_no": case_no, "seq": 1, "group": task["group"], "decision": "approve",
+        "message_id": "1-0"})
+    assert resp.status == 200
+    queue = await (await client.get("/api/reviewer/queue")).json()
+    assert queue["held"] == []
+    pending = await redis.xpending(keys.approval_tasks(task["group"]), "reviewers")
+    assert pending["pending"] == 0
