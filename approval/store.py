@@ -45,6 +45,13 @@ class CaseSubmission(BaseModel):
     promise_date: date | None = None
     outcome: Outcome
 
+    @field_validator("verification")
+    @classmethod
+    def _small_verification(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if len(canonical(v).encode()) > 64 * 1024:
+            raise ValueError("核验结果过大（上限64KB），请只提交结论、分数和帧编号")
+        return v
+
     @field_validator("scans")
     @classmethod
     def _scan_ids(cls, v: list[str]) -> list[str]:
