@@ -227,7 +227,7 @@ async def test_consumer_process_killed_while_applying_a_step(
             sys.executable, "-m", "approval", "--auto", f"{TOWN},{DISTRICT}", "--name",
             "doomed", "--no-sweep", env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL)
         try:
-            for _ in range(400):
+            for _ in range(1200):  # the process may take a while to start on a busy machine
                 info = await redis.xpending(keys.approval_tasks(TOWN), streams.GROUP)
                 if info["pending"]:
                     break
