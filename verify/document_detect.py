@@ -166,19 +166,28 @@ def _touches(c: NDArray[np.int32], w: int, h: int) -> bool:
     return x <= 1 or y <= 1 or x + cw >= w - 1 or y + ch >= h - 1
 
 
-def _edge_support(gray: NDArray[np.float32], quad: Quad) -> float:
-    """Share of points along the weakest side where the inside is brighter than the outside."""
+def _edge_support(gray: NDArray[np.float32], poly: NDArray[np.float64], weakest: bool) -> float:
+    """Share of points along the weakest side (or along the whole outline, length-weighted)
+    where the inside is brighter than the outside.
+
+    `poly` is clockwise; sides lying along the frame border (a cut-off document) are skipped.
+    """
+    h, w = gray.shape
     ts = np.linspace(0.08, 0.92, 20)
     offs = np.array([-3.0, -2.0, 2.0, 3.0])
-    worst = 1.0
-    for i in range(4):
-        p0, p1 = quad[i], quad[(i + 1) % 4]
+    worst, total, weight = 1.0, 0.0, 0.0
+    for i in range(len(poly)):
+        p0, p1 = poly[i], poly[(i + 1) % len(poly)]
         d = p1 - p0
         length = float(np.linalg.norm(d))
         if length < 4:
-            return 0.0
+            continue
+        mids = p0 + ts[:, None] * d
+        inner = (mids[:, 0] > 3) & (mids[:, 0] < w - 4) & (mids[:, 1] > 3) & (mids[:, 1] < h - 4)
+        if inner.sum() < 5:
+            continue
         n = np.array([-d[1], d[0]]) / length
-        pts = (p0 + ts[:, None] * d)[:, None, :] + offs[None, :, None] * n
+        pts = mids[inner][:, None, :] + offs[None, :, None] * n
         prof = cv2.remap(
             gray,
             pts[..., 0].astype(np.float32),
@@ -187,8 +196,21 @@ def _edge_support(gray: NDArray[np.float32], quad: Quad) -> float:
             borderMode=cv2.BORDER_REPLICATE,
         )
         step = prof[:, 2:].mean(axis=1) - prof[:, :2].mean(axis=1)
-        worst = min(worst, float(np.mean(step > 6.0)))
-    return worst
+        share = float(np.mean(step > 6.0))
+        worst = min(worst, share)
+        total += share * length
+        weight += length
+    if weight == 0:
+        return 0.0
+    return worst if weakest else total / weight
+
+
+def _outline(c: NDArray[np.int32]) -> NDArray[np.float64]:
+    """The clockwise polygon around a region (for a cut-off document: its visible part)."""
+    hull = cv2.convexHull(c)
+    poly = cv2.approxPolyDP(hull, 0.01 * cv2.arcLength(hull, True), True)
+    out = poly.reshape(-1, 2).astype(np.float64)
+    return out[::-1] if _signed_area(out) < 0 else out
 
 
 def _coarse(frame_small: NDArray[np.uint8], gray: NDArray[np.uint8]) -> tuple[Quad, bool] | None:
@@ -216,7 +238,9 @@ def _coarse(frame_small: NDArray[np.uint8], gray: NDArray[np.uint8]) -> tuple[Qu
             if _signed_area(quad) < 0:
                 quad = quad[::-1]
             # every side must be a real paper edge: clutter stuck to the region is not
-            support = 1.0 if touches else _edge_support(grayf, quad)
+            # a cut-off outline may run past clutter on its way to the border: judge it whole
+            outline = quad if not touches else _outline(c)
+            support = _edge_support(grayf, outline, weakest=not touches)
             score = qarea * support**2 * (0.5 if touches else 1.0)
             if best is None or score > best[0]:
                 best = (score, quad, touches)

@@ -49,6 +49,7 @@ class QualityMeasures:
 
     brightness: float  # mean grey of the document (of the frame when none was found)
     saturated_fraction: float  # share of saturated pixels
+    frame_saturated_fraction: float  # the same over the whole frame
     glare_fraction: float  # share covered by saturated blobs (isolated pixels ignored)
     sharpness: float  # variance of the Laplacian on the flattened copy
     edge_blur: float  # border step width, per mille of the frame's short side
@@ -101,13 +102,13 @@ def _light(gray: NDArray[np.uint8]) -> tuple[float, float, float]:
 def measure(frame: NDArray[np.uint8], doc: DetectedDocument | None) -> QualityMeasures:
     """Quality measures of the document in the frame (frame-wide light when none found)."""
     nan = math.nan
+    whole = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
+    small = cv2.resize(
+        whole, (320, round(320 * whole.shape[0] / whole.shape[1])), interpolation=cv2.INTER_AREA
+    )
+    fb, fs, fg = _light(np.asarray(small, np.uint8))
     if doc is None:
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-        small = cv2.resize(
-            gray, (320, round(320 * gray.shape[0] / gray.shape[1])), interpolation=cv2.INTER_AREA
-        )
-        b, s, g = _light(np.asarray(small, np.uint8))
-        return QualityMeasures(b, s, g, nan, nan, 0.0, nan, nan, nan)
+        return QualityMeasures(fb, fs, fs, fg, nan, nan, 0.0, nan, nan, nan)
     flat = warp_document(frame, doc.corners, _measure_size(doc))
     gray = cv2.cvtColor(flat, cv2.COLOR_BGR2GRAY) if flat.ndim == 3 else flat
     b, s, g = _light(np.asarray(gray, np.uint8))
@@ -118,6 +119,7 @@ def measure(frame: NDArray[np.uint8], doc: DetectedDocument | None) -> QualityMe
     return QualityMeasures(
         b,
         s,
+        fs,
         g,
         sharp,
         edge_blur,
@@ -155,7 +157,11 @@ def judge(
     bright_limit = th.max_brightness if doc is not None else th.max_frame_brightness
     if m.brightness < th.min_brightness:
         found.append("too_dark")
-    elif m.brightness > bright_limit or m.saturated_fraction > th.max_saturated_fraction:
+    elif (
+        m.brightness > bright_limit
+        or m.saturated_fraction > th.max_saturated_fraction
+        or m.frame_saturated_fraction > th.max_saturated_fraction
+    ):
         found.append("too_bright")
     if doc is not None:
         if m.corner_angle_dev_deg > th.max_corner_angle_deg or m.side_ratio > th.max_side_ratio:

@@ -320,13 +320,55 @@ def make_frame(
     image, number = doc
     corners = _place(rng, (image.shape[1], image.shape[0]), defect)
     img = _composite(_background(rng), image, corners)
+    if rng.random() < (0.5 if kind == "id_card" else 0.25):
+        img = _finger(rng, img, corners)
     img = img * _lighting(rng)
+    if rng.random() < 0.3:
+        img = _hand_shadow(rng, img)
     img = _defect(rng, img, corners, defect)
     if defect != "blur":
         img = np.asarray(cv2.GaussianBlur(img, (0, 0), 0.7), np.float32)  # camera optics
     img = img + rng.normal(0, 2.5, size=img.shape).astype(np.float32)
     out = np.clip(img, 0, 255).astype(np.uint8)
+    # the frame has been through a video codec on its way from the kiosk
+    quality = int(rng.integers(55, 90))
+    ok, data = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if ok:
+        out = np.asarray(cv2.imdecode(data, cv2.IMREAD_COLOR), np.uint8)
     return SyntheticFrame(out, corners, kind, defect, number)
+
+
+def _finger(
+    rng: np.random.Generator, img: NDArray[np.float32], corners: NDArray[np.float64]
+) -> NDArray[np.float32]:
+    """A thumb holding the document, over the middle part of one side."""
+    side = int(rng.integers(4))
+    p0, p1 = corners[side], corners[(side + 1) % 4]
+    d = p1 - p0
+    length = float(np.linalg.norm(d))
+    normal_in = np.array([-d[1], d[0]]) / length
+    diag = float(np.linalg.norm(corners[2] - corners[0]))
+    tip = p0 + rng.uniform(0.3, 0.7) * d + normal_in * diag * rng.uniform(0.02, 0.05)
+    along = diag * rng.uniform(0.18, 0.3)  # the thumb comes in from outside the document
+    centre = tip - normal_in * along / 2
+    angle = math.degrees(math.atan2(normal_in[1], normal_in[0]))
+    width = diag * rng.uniform(0.045, 0.065)
+    mask = np.zeros(img.shape[:2], np.float32)
+    axes = (round(along / 2), round(width / 2))
+    cv2.ellipse(mask, (round(centre[0]), round(centre[1])), axes, angle, 0, 360, 1.0, -1)
+    mask = np.asarray(cv2.GaussianBlur(mask, (0, 0), 2.0), np.float32)[:, :, None]
+    skin = np.array([rng.uniform(95, 140), rng.uniform(130, 165), rng.uniform(175, 215)])
+    return np.asarray(img * (1 - mask) + skin.astype(np.float32) * mask, np.float32)
+
+
+def _hand_shadow(rng: np.random.Generator, img: NDArray[np.float32]) -> NDArray[np.float32]:
+    """A soft shadow over part of the frame (a hand or the applicant's head under a lamp)."""
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    theta = rng.uniform(0, 2 * math.pi)
+    dist = (xx - w / 2) * math.cos(theta) + (yy - h / 2) * math.sin(theta) - rng.uniform(-200, 200)
+    shade = 1.0 - rng.uniform(0.2, 0.4) / (1.0 + np.exp(-dist / rng.uniform(20, 60)))
+    return np.asarray(img * shade[:, :, None], np.float32)
 
 
 def _lighting(rng: np.random.Generator) -> NDArray[np.float32]:

@@ -38,7 +38,7 @@ def test_good_frame_is_accepted(kind: DocumentKind) -> None:
 )
 @pytest.mark.parametrize("kind", ["a4", "booklet"])
 def test_defect_is_named_first(defect: Defect, reason: str, kind: DocumentKind) -> None:
-    verdict, reasons = verdict_of(22, kind, defect)
+    verdict, reasons = verdict_of(25, kind, defect)
     assert verdict == defect
     assert reasons[0] == reason
 
