@@ -58,16 +58,26 @@ def number_field(card: NDArray[np.uint8]) -> NDArray[np.uint8]:
     )
 
 
+def _flatten(field: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """The field divided by its own background (closing removes the dark print), so a
+    shadow or a light gradient across the card does not decide the threshold."""
+    background = cv2.morphologyEx(field, cv2.MORPH_CLOSE, np.ones((31, 31), np.uint8))
+    flat = field.astype(np.float32) / np.maximum(background.astype(np.float32), 1.0)
+    return np.asarray(np.clip(flat * 255.0, 0, 255), np.uint8)
+
+
 def _variants(field: NDArray[np.uint8]) -> list[NDArray[np.uint8]]:
-    """Independent preparations of the field: Otsu on a smoothed copy, a local threshold at
-    a larger scale, and plain grey at double scale. Errors of one rarely repeat in another."""
-    smooth = cv2.GaussianBlur(field, (3, 3), 0)
+    """Independent preparations of the field: Otsu on the shadow-free copy, a local
+    threshold at a larger scale, and shadow-free grey at double scale. Errors of one
+    rarely repeat in another."""
+    flat = _flatten(field)
+    smooth = cv2.GaussianBlur(flat, (3, 3), 0)
     _, otsu = cv2.threshold(smooth, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     big = cv2.resize(field, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
     local = cv2.adaptiveThreshold(
         big, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, 41, 15
     )
-    grey = cv2.resize(field, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
+    grey = cv2.resize(flat, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
     pad = [
         cv2.copyMakeBorder(v, 20, 20, 20, 20, cv2.BORDER_CONSTANT, value=255)
         for v in (otsu, local, grey)
