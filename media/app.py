@@ -1,0 +1,156 @@
+"""The media worker's HTTP side (aiohttp): join, hang up, capture, thumbnails, stop, health.
+
+`POST /calls/{call_id}/join` is WHIP-like: a join token and a complete SDP offer in, the
+SDP answer out. Every other call-scoped request carries the join token as a bearer token
+(`?token=` for thumbnails, which an <img> cannot send headers for). Errors are JSON:
+`{"error": {"code", "message"}}`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from sqlalchemy import select
+
+from core.jointoken import JoinClaims, JoinTokenError, verify
+from core.records import make_engine
+from core.settings import Settings
+from media.hub import Hub, HubError, running
+from media.ice import announce_host_addresses
+from media.records import scans
+
+HUB = web.AppKey("hub", Hub)
+SETTINGS = web.AppKey("settings", Settings)
+MAX_OFFER_BYTES = 64 * 1024
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    body = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False)
+    return web.Response(status=status, text=body, content_type="application/json")
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except JoinTokenError as exc:
+        return _error(401, exc.code, exc.message)
+    except HubError as exc:
+        return _error(exc.status, exc.code, exc.message)
+
+
+def _bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header[len("Bearer "):].strip()
+    return request.query.get("token", "")
+
+
+def _claims(request: web.Request, token: str, roles: set[str] | None = None) -> JoinClaims:
+    if not token:
+        raise JoinTokenError("missing_token", "缺少入会凭证")
+    claims = verify(request.app[SETTINGS].join_token_secret, token, time.time())
+    call_id = request.match_info.get("call_id")
+    if call_id is not None and claims.call_id != call_id:
+        raise HubError(403, "wrong_call", "入会凭证不属于这个通话")
+    if roles is not None and claims.role not in roles:
+        raise HubError(403, "wrong_role", "当前身份不能执行这个操作")
+    return claims
+
+
+async def join(request: web.Request) -> web.Response:
+    if (request.content_length or 0) > MAX_OFFER_BYTES:
+        raise HubError(413, "offer_too_large", "SDP 过大")
+    try:
+        body = await request.json()
+        sdp = str(body["sdp"])
+        token = str(body.get("token") or _bearer(request))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HubError(400, "bad_request", "请求应为 JSON：{token, sdp}") from exc
+    claims = _claims(request, token, {"terminal", "clerk", "second_clerk"})
+    answer = await request.app[HUB].join(
+        claims.call_id, claims.participant_id, claims.role, sdp
+    )
+    return web.json_response({"type": "answer", "sdp": answer,
+                              "participant_id": claims.participant_id})
+
+
+async def leave(request: web.Request) -> web.Response:
+    claims = _claims(request, _bearer(request), {"terminal", "clerk", "second_clerk"})
+    await request.app[HUB].leave(claims.call_id, claims.participant_id, claims.role)
+    return web.json_response({"ok": True})
+
+
+async def stop(request: web.Request) -> web.Response:
+    claims = _claims(request, _bearer(request), {"control"})
+    reason = request.query.get("reason", "hangup")[:64]
+    ended = await request.app[HUB].end(claims.call_id, reason, notify=False)
+    return web.json_response({"ended": ended})
+
+
+async def capture(request: web.Request) -> web.Response:
+    claims = _claims(request, _bearer(request), {"clerk", "second_clerk"})
+    scan = await request.app[HUB].capture(claims.call_id, claims.participant_id)
+    scan["thumbnail_url"] += "?token=" + _bearer(request)
+    return web.json_response(scan, status=201)
+
+
+async def thumb(request: web.Request) -> web.StreamResponse:
+    claims = _claims(request, _bearer(request), {"clerk", "second_clerk"})
+    hub = request.app[HUB]
+    async with hub.engine.connect() as conn:
+        row = (await conn.execute(
+            select(scans.c.call_id, scans.c.thumb_path)
+            .where(scans.c.scan_id == request.match_info["scan_id"])
+        )).first()
+    if row is None or row.call_id != claims.call_id:
+        raise HubError(404, "no_scan", "找不到这张扫描件")
+    return web.FileResponse(hub.thumb_path(row.thumb_path),
+                            headers={"Content-Type": "image/jpeg"})
+
+
+async def health(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    info = hub.info(time.time())
+    calls = {
+        call_id: {
+            "participants": sorted(call.participants),
+            "fps": {name: round(s.fps(), 2) for name, s in call.stats.items() if s.frames},
+            "recording": None if call.recorder is None else vars(call.recorder.stats),
+        }
+        for call_id, call in hub.calls.items()
+    }
+    return web.json_response({**info.to_hash(), "calls_detail": calls})
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[_json_errors], client_max_size=MAX_OFFER_BYTES * 2)
+    app[SETTINGS] = settings
+    announce_host_addresses(settings.media_ice_hosts)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        engine = make_engine(settings.database_url)
+        hub = Hub(settings, redis, engine)
+        app[HUB] = hub
+        try:
+            async for _ in running(hub):
+                yield
+        finally:
+            await engine.dispose()
+            await redis.aclose()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_post("/calls/{call_id}/join", join)
+    app.router.add_post("/calls/{call_id}/leave", leave)
+    app.router.add_post("/calls/{call_id}/stop", stop)
+    app.router.add_post("/calls/{call_id}/capture", capture)
+    app.router.add_get("/scans/{scan_id}/thumb", thumb)
+    app.router.add_get("/health", health)
+    return app

@@ -1,0 +1,254 @@
+"""The calls a worker hosts: create on first join, capture scans, end, and report load.
+
+Call details for the watermark come from the call's media hash in Redis, written by
+signaling when it placed the call here. A call the worker ends on its own (a participant
+gone past the grace period, a hang-up from the terminal) is pushed to the `media_ended`
+list so exactly one signaling node tells everyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
+import redis.asyncio as aioredis
+from sqlalchemy import insert, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core import keys
+from core.messages import IceServer
+from core.settings import Settings
+from media.call import Call
+from media.capture import pick_sharpest
+from media.composite import Watermark
+from media.ice import rtc_configuration
+from media.recording import GENESIS, ClosedSegment, Recorder, chain_hash
+from media.records import media_calls, recording_segments, scans
+from media.registry import WorkerInfo, load_figure, register, str_map
+
+log = logging.getLogger(__name__)
+
+SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class HubError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class Hub:
+    def __init__(self, settings: Settings, redis: aioredis.Redis, engine: AsyncEngine) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.engine = engine
+        self.calls: dict[str, Call] = {}
+        self._creating: dict[str, asyncio.Lock] = {}
+        self._chain: dict[str, str] = {}
+        self._process = psutil.Process(os.getpid())
+        self._process.cpu_percent(None)
+        self.cpu_fraction = 0.0
+        self.ice_servers: list[IceServer] = [IceServer(urls=[u]) for u in settings.media_stun_urls]
+
+    # --- calls ------------------------------------------------------------------------
+
+    async def join(self, call_id: str, participant_id: str, role: str, sdp: str) -> str:
+        call = await self._call_for(call_id)
+        return await call.join(participant_id, role, sdp)
+
+    async def _call_for(self, call_id: str) -> Call:
+        if not SAFE_ID.match(call_id):
+            raise HubError(400, "bad_call_id", "通话编号无效")
+        lock = self._creating.setdefault(call_id, asyncio.Lock())
+        async with lock:
+            call = self.calls.get(call_id)
+            if call is not None:
+                return call
+            meta = str_map(await self.redis.hgetall(keys.media_call(call_id)))
+            if meta.get("state") in ("ended", "failed"):
+                raise HubError(410, "call_ended", "通话已结束")
+            call = Call(call_id, rtc_configuration(self.ice_servers))
+            if self.settings.media_record:
+                call.recorder = self._recorder(call, meta)
+                call.recorder.start()
+                await self._set_call(call_id, recording_started_at=_utc(call.recorder.started_at))
+            self.calls[call_id] = call
+            await self.redis.sadd(keys.media_worker_calls(self.settings.media_id), call_id)
+            return call
+
+    def _recorder(self, call: Call, meta: dict[str, str]) -> Recorder:
+        folder = self.settings.storage_root / "recordings" / call.call_id
+        mark = Watermark(
+            case_no=meta.get("case_no") or call.call_id,
+            terminal_name=meta.get("terminal_name", ""),
+            clerk_name=meta.get("clerk_name", ""),
+        )
+
+        async def on_segment(closed: ClosedSegment) -> None:
+            await self._record_segment(call.call_id, closed)
+
+        return Recorder(
+            call.slots, folder, mark, fps=self.settings.media_record_fps,
+            segment_s=self.settings.media_segment_s,
+            fragment_s=self.settings.media_fragment_s, on_segment=on_segment,
+        )
+
+    async def _record_segment(self, call_id: str, closed: ClosedSegment) -> None:
+        prev = self._chain.get(call_id, GENESIS)
+        chained = chain_hash(prev, closed.sha256)
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(recording_segments).values(
+                call_id=call_id, seq=closed.seq,
+                path=str(closed.path.relative_to(self.settings.storage_root)),
+                started_at=_utc(closed.started_at), duration_s=closed.duration_s,
+                size_bytes=closed.size_bytes, sha256=closed.sha256, prev_hash=prev,
+                chain_hash=chained,
+            ))
+        self._chain[call_id] = chained
+
+    async def _set_call(self, call_id: str, **values: Any) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(media_calls).where(media_calls.c.call_id == call_id).values(**values)
+            )
+
+    async def end(self, call_id: str, reason: str, *, notify: bool) -> bool:
+        """End a call here; `notify` tells signaling (it did not ask for the end)."""
+        call = self.calls.pop(call_id, None)
+        if call is None:
+            return False
+        await call.close()
+        self._chain.pop(call_id, None)
+        self._creating.pop(call_id, None)
+        values: dict[str, Any] = {"state": "ended", "end_reason": reason,
+                                  "ended_at": _utc(time.time())}
+        if call.recorder is not None:
+            values["recording_ended_at"] = _utc(call.recorder.ended_at)
+        await self._set_call(call_id, **values)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.media_call(call_id), mapping={"state": "ended", "reason": reason})
+            pipe.srem(keys.media_worker_calls(self.settings.media_id), call_id)
+            if notify:
+                pipe.rpush(keys.media_ended(), json.dumps({"call_id": call_id, "reason": reason}))
+            await pipe.execute()
+        return True
+
+    async def leave(self, call_id: str, participant_id: str, role: str) -> None:
+        """A hang-up: the terminal or the clerk leaving ends the call; a second clerk leaves."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return
+        if role in ("terminal", "clerk"):
+            await self.end(call_id, "hangup", notify=True)
+        else:
+            await call.remove(participant_id)
+
+    # --- scans ------------------------------------------------------------------------
+
+    async def capture(self, call_id: str, taken_by: str) -> dict[str, Any]:
+        call = self.calls.get(call_id)
+        if call is None:
+            raise HubError(404, "no_call", "通话不存在或已结束")
+        frames = call.capture.snapshot()
+        still = await asyncio.to_thread(pick_sharpest, frames)
+        if still is None:
+            raise HubError(409, "no_document_frames", "还没有收到文件摄像头的画面")
+        scan_id = secrets.token_hex(12)
+        folder = self.settings.storage_root / "scans" / call_id
+        path, thumb = folder / f"{scan_id}.png", folder / f"{scan_id}.thumb.jpg"
+
+        def write() -> None:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(still.png)
+            thumb.write_bytes(still.thumb_jpeg)
+
+        await asyncio.to_thread(write)
+        root = self.settings.storage_root
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(scans).values(
+                scan_id=scan_id, call_id=call_id, taken_by=taken_by,
+                path=str(path.relative_to(root)), thumb_path=str(thumb.relative_to(root)),
+                sha256=still.sha256, width=still.width, height=still.height,
+                sharpness=still.sharpness,
+            ))
+        return {
+            "scan_id": scan_id, "call_id": call_id, "sha256": still.sha256,
+            "width": still.width, "height": still.height, "sharpness": still.sharpness,
+            "thumbnail_url": f"{self.settings.media_url}/scans/{scan_id}/thumb",
+        }
+
+    def thumb_path(self, relative: str) -> Path:
+        return self.settings.storage_root / relative
+
+    # --- health -----------------------------------------------------------------------
+
+    def info(self, now: float) -> WorkerInfo:
+        return WorkerInfo(
+            worker_id=self.settings.media_id, url=self.settings.media_url,
+            capacity=self.settings.media_capacity,
+            load=load_figure(len(self.calls), self.settings.media_capacity, self.cpu_fraction),
+            calls=len(self.calls), pid=os.getpid(), updated_at=now,
+        )
+
+    async def heartbeat(self) -> None:
+        cores = psutil.cpu_count() or 1
+        while True:
+            self.cpu_fraction = self._process.cpu_percent(None) / (100.0 * cores)
+            try:
+                await register(self.redis, self.info(time.time()),
+                               self.settings.media_worker_ttl_s)
+            except aioredis.RedisError:
+                log.warning("media heartbeat failed", exc_info=True)
+            await asyncio.sleep(self.settings.media_heartbeat_s)
+
+    async def sweep(self) -> None:
+        """End calls whose terminal or clerk has been gone longer than the grace period."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.time()
+            for call_id, call in list(self.calls.items()):
+                if call.gone_participant(now, self.settings.media_grace_s) is not None:
+                    try:
+                        await self.end(call_id, "participant_gone", notify=True)
+                    except Exception:
+                        log.exception("ending call %s failed", call_id)
+
+    async def close(self) -> None:
+        for call_id in list(self.calls):
+            with contextlib.suppress(Exception):
+                await self.end(call_id, "worker_stopped", notify=True)
+
+
+async def running(hub: Hub) -> AsyncIterator[None]:
+    """Heartbeat and grace sweep for the worker's lifetime (cleanup_ctx helper)."""
+    # Registered before the first request, so signaling can place calls at once.
+    await register(hub.redis, hub.info(time.time()), hub.settings.media_worker_ttl_s)
+    tasks = [asyncio.create_task(hub.heartbeat()), asyncio.create_task(hub.sweep())]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await hub.close()
+        await hub.redis.srem(keys.media_workers(), hub.settings.media_id)
+        await hub.redis.delete(keys.media_worker(hub.settings.media_id))

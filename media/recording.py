@@ -1,0 +1,320 @@
+"""Recording of one call: a 15 fps composite with mixed audio in fragmented MP4 segments.
+
+The event loop only keeps the latest decoded frame of each camera and a bounded buffer of
+each microphone; a wall-clock tick hands one picture and its audio to a single encoder
+thread (PyAV, H.264 ultrafast + AAC). If that thread falls behind, ticks are dropped and
+counted, never queued. Each segment is a fragmented MP4 (a keyframe, hence a fragment,
+every `fragment_s`), so a crash loses at most the open fragment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame, VideoFrame
+
+from media.composite import HEIGHT, WIDTH, Rgb, Watermark, compose, render_watermark
+from media.slots import Slot
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 48000
+AUDIO_MAX_BACKLOG_S = 0.3  # older microphone audio is dropped: bounded latency and memory
+GENESIS = "0" * 64
+
+
+def chain_hash(prev_hash: str, sha256: str) -> str:
+    """Segment n's chain hash: SHA-256 over the previous chain hash and this file's hash."""
+    return hashlib.sha256(f"{prev_hash}{sha256}".encode("ascii")).hexdigest()
+
+
+def verify_chain(rows: list[tuple[str, str, str]]) -> bool:
+    """rows: (sha256, prev_hash, chain_hash) in segment order."""
+    prev = GENESIS
+    for sha, prev_hash, chained in rows:
+        if prev_hash != prev or chain_hash(prev, sha) != chained:
+            return False
+        prev = chained
+    return True
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ClosedSegment:
+    seq: int
+    path: Path
+    started_at: float  # UTC epoch seconds of its first frame
+    duration_s: float
+    size_bytes: int
+    sha256: str
+
+
+@dataclass
+class RecordingStats:
+    frames_written: int = 0
+    frames_dropped: int = 0
+    segments: int = 0
+
+
+class SegmentWriter:
+    """Thread side: owns the PyAV containers; every method runs in the encoder thread."""
+
+    def __init__(self, folder: Path, fps: int, segment_s: float, fragment_s: float) -> None:
+        self.folder = folder
+        self.fps = fps
+        self.segment_frames = max(1, round(segment_s * fps))
+        self.gop = max(1, round(fragment_s * fps))
+        self.seq = -1
+        self._container: Any = None
+        self._video: Any = None
+        self._audio: Any = None
+        self._first_index = 0
+        self._last_index = 0
+        self._started_at = 0.0
+        self._audio_pts = 0
+
+    def _open(self, index: int, wall: float) -> None:
+        self.seq += 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{self.seq:04d}.mp4"
+        self._container = av.open(
+            str(path), "w", format="mp4",
+            options={"movflags": "frag_keyframe+empty_moov+default_base_moof"},
+        )
+        video = self._container.add_stream("libx264", rate=self.fps)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        video.time_base = Fraction(1, self.fps)
+        video.codec_context.gop_size = self.gop
+        video.options = {"preset": "ultrafast", "tune": "zerolatency", "keyint_min": str(self.gop)}
+        audio = self._container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+        self._video, self._audio = video, audio
+        self._first_index = index
+        self._started_at = wall
+        self._audio_pts = 0
+
+    def write(self, index: int, wall: float, picture: Rgb, pcm: npt.NDArray[np.int16]) -> (
+        ClosedSegment | None
+    ):
+        closed = None
+        if self._container is not None and index - self._first_index >= self.segment_frames:
+            closed = self.close()
+        if self._container is None:
+            self._open(index, wall)
+        frame = VideoFrame.from_ndarray(picture, format="rgb24")
+        frame.pts = index - self._first_index
+        frame.time_base = Fraction(1, self.fps)
+        for packet in self._video.encode(frame):
+            self._container.mux(packet)
+        if len(pcm):
+            sound = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+            sound.sample_rate = SAMPLE_RATE
+            sound.pts = self._audio_pts
+            sound.time_base = Fraction(1, SAMPLE_RATE)
+            self._audio_pts += len(pcm)
+            for packet in self._audio.encode(sound):
+                self._container.mux(packet)
+        self._last_index = index
+        return closed
+
+    def close(self) -> ClosedSegment | None:
+        if self._container is None:
+            return None
+        for stream in (self._video, self._audio):
+            for packet in stream.encode(None):
+                self._container.mux(packet)
+        self._container.close()
+        self._container = None
+        path = self.folder / f"{self.seq:04d}.mp4"
+        return ClosedSegment(
+            seq=self.seq,
+            path=path,
+            started_at=self._started_at,
+            duration_s=(self._last_index - self._first_index + 1) / self.fps,
+            size_bytes=path.stat().st_size,
+            sha256=file_sha256(path),
+        )
+
+
+@dataclass
+class _Mic:
+    chunks: deque[npt.NDArray[np.int16]] = field(default_factory=deque)
+    samples: int = 0
+
+    def push(self, pcm: npt.NDArray[np.int16]) -> None:
+        self.chunks.append(pcm)
+        self.samples += len(pcm)
+        while self.samples > AUDIO_MAX_BACKLOG_S * SAMPLE_RATE and self.chunks:
+            self.samples -= len(self.chunks.popleft())
+
+    def take(self, n: int) -> npt.NDArray[np.int32]:
+        out = np.zeros(n, dtype=np.int32)
+        filled = 0
+        while filled < n and self.chunks:
+            chunk = self.chunks.popleft()
+            use = min(n - filled, len(chunk))
+            out[filled : filled + use] = chunk[:use]
+            if use < len(chunk):
+                self.chunks.appendleft(chunk[use:])
+            filled += use
+            self.samples -= use
+        return out
+
+
+def _mono(frame: AudioFrame) -> npt.NDArray[np.int16]:
+    data = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if frame.format.is_planar:
+        return np.asarray(data.mean(axis=0), dtype=np.int16)
+    return np.asarray(data.reshape(-1, channels).mean(axis=1), dtype=np.int16)
+
+
+OnSegment = Callable[[ClosedSegment], Awaitable[None]]
+
+VIDEO_SLOTS = ("terminal.face", "terminal.document", "clerk.camera")
+AUDIO_SLOTS = ("terminal.mic", "clerk.mic", "second_clerk.mic")
+
+
+class Recorder:
+    """Loop side of one call's recording."""
+
+    def __init__(
+        self, slots: dict[str, Slot], folder: Path, watermark: Watermark, *, fps: int,
+        segment_s: float, fragment_s: float, on_segment: OnSegment,
+    ) -> None:
+        self._slots = slots
+        self._watermark = watermark
+        self._fps = fps
+        self._writer = SegmentWriter(folder, fps, segment_s, fragment_s)
+        self._on_segment = on_segment
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
+        self._latest: dict[str, VideoFrame] = {}
+        self._mics: dict[str, _Mic] = {name: _Mic() for name in AUDIO_SLOTS}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._segment_tasks: list[asyncio.Task[None]] = []
+        self._pending = 0
+        self._segment_lock = asyncio.Lock()
+        self.stats = RecordingStats()
+        self.started_at = 0.0
+        self.ended_at = 0.0
+
+    def start(self) -> None:
+        self.started_at = time.time()
+        for name in VIDEO_SLOTS:
+            self._tasks.append(asyncio.create_task(self._read(name, self._keep_video)))
+        for name in AUDIO_SLOTS:
+            self._tasks.append(asyncio.create_task(self._read(name, self._keep_audio)))
+        self._tasks.append(asyncio.create_task(self._tick()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        loop = asyncio.get_running_loop()
+        closed = await loop.run_in_executor(self._pool, self._writer.close)
+        self.ended_at = time.time()
+        self._pool.shutdown(wait=True)
+        await asyncio.sleep(0)  # let the last encode callbacks queue their segments
+        await asyncio.gather(*self._segment_tasks)
+        if closed is not None:
+            await self._segment_done(closed)
+
+    def _keep_video(self, name: str, frame: Any) -> None:
+        self._latest[name] = frame
+
+    def _keep_audio(self, name: str, frame: Any) -> None:
+        self._mics[name].push(_mono(frame))
+
+    async def _read(self, name: str, keep: Callable[[str, Any], None]) -> None:
+        slot = self._slots[name]
+        while True:
+            proxy = await slot.subscribe()
+            try:
+                while True:
+                    keep(name, await proxy.recv())
+            except MediaStreamError:
+                self._latest.pop(name, None)
+            finally:
+                proxy.stop()
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        index = 0
+        samples_done = 0
+        while True:
+            await asyncio.sleep(max(0.0, start + index / self._fps - loop.time()))
+            elapsed = loop.time() - start
+            due = int(elapsed * self._fps)
+            if due > index:  # the loop itself was late: those instants are lost
+                self.stats.frames_dropped += due - index
+                index = due
+            want = round((index + 1) * SAMPLE_RATE / self._fps) - samples_done
+            samples_done += want
+            mixed = sum((mic.take(want) for mic in self._mics.values()),
+                        np.zeros(want, dtype=np.int32))
+            pcm = np.clip(mixed, -32768, 32767).astype(np.int16)
+            if self._pending >= 2:  # the encoder thread is behind: drop, don't queue
+                self.stats.frames_dropped += 1
+                index += 1
+                continue
+            frames = dict(self._latest)
+            wall = self.started_at + index / self._fps
+            self._pending += 1
+            future = loop.run_in_executor(self._pool, self._encode, index, wall, frames, pcm)
+            future.add_done_callback(self._encoded)
+            index += 1
+
+    def _encode(self, index: int, wall: float, frames: dict[str, VideoFrame],
+                pcm: npt.NDArray[np.int16]) -> ClosedSegment | None:
+        def rgb(name: str) -> Rgb | None:
+            frame = frames.get(name)
+            if frame is None:
+                return None
+            return np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+
+        mark = render_watermark(self._watermark.lines(wall))
+        picture = compose(rgb("terminal.face"), rgb("terminal.document"),
+                          rgb("clerk.camera"), mark)
+        return self._writer.write(index, wall, picture, pcm)
+
+    def _encoded(self, future: asyncio.Future[ClosedSegment | None]) -> None:
+        self._pending -= 1
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            log.error("recording frame failed", exc_info=future.exception())
+            self.stats.frames_dropped += 1
+            return
+        self.stats.frames_written += 1
+        closed = future.result()
+        if closed is not None:
+            self._segment_tasks.append(asyncio.create_task(self._segment_done(closed)))
+
+    async def _segment_done(self, closed: ClosedSegment) -> None:
+        async with self._segment_lock:
+            self.stats.segments += 1
+            await self._on_segment(closed)

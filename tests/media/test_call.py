@@ -1,0 +1,214 @@
+"""A call on a real worker with real aiortc peers: relay, three parties, capture, recording."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp
+import av
+import numpy as np
+from aiohttp import web
+from PIL import Image
+from sqlalchemy import select
+
+from core.jointoken import JoinClaims, mint
+from media.composite import WATERMARK_BOX, Watermark, render_watermark
+from media.recording import verify_chain
+from media.records import media_calls, recording_segments, scans
+from signaling.appkeys import ENGINE
+from signaling.calls import CallStart, join_for, start_call, stop_call
+from tests.media.conftest import Worker
+from tests.media.peers import (
+    BLUE,
+    GREEN,
+    RED,
+    TAG,
+    Peer,
+    Received,
+    ToneTrack,
+    clerk_lines,
+    colour_track,
+    document_track,
+    join,
+    terminal_lines,
+    until,
+)
+
+TERMINAL_NAME = "青山村便民服务点"
+CLERK_NAME = "王晓梅"
+
+
+def near(colour: tuple[float, float, float] | None, want: tuple[int, int, int]) -> bool:
+    return colour is not None and all(abs(c - w) < 40 for c, w in zip(colour, want, strict=True))
+
+
+def looks_like_document(got: Received) -> bool:
+    """A checkerboard page: strong contrast across the frame (not a solid colour)."""
+    if not got.frames:
+        return False
+    gray = got.frames[-1].to_ndarray(format="gray")
+    return float(gray[TAG:, TAG:].std()) > 30
+
+
+def tone(got: Received, hz: float) -> bool:
+    found = got.dominant_hz()
+    return found is not None and abs(found - hz) < 15
+
+
+def probe(path: Path) -> dict[str, object]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+        check=True, capture_output=True, text=True, timeout=30,
+    )
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+async def test_call_relays_captures_and_records(worker: Worker,
+                                                 signaling_app: web.Application) -> None:
+    call_id = "call-media-1"
+    joins = await start_call(signaling_app, CallStart(
+        call_id=call_id, ticket_id="t1", item_code="HOUSE", terminal_id="T-1",
+        terminal_name=TERMINAL_NAME, clerk_username="clerk-a", clerk_name=CLERK_NAME))
+    term_join, clerk_join = joins["T-1"], joins["clerk-a"]
+    assert term_join is not None and clerk_join is not None
+    assert term_join.worker_url == worker.url and term_join.role == "terminal"
+
+    started = time.time()
+    terminal = await join(worker.url, call_id, term_join.token, terminal_lines(
+        colour_track(RED), document_track(), ToneTrack(440)))
+    clerk = await join(worker.url, call_id, clerk_join.token, clerk_lines(
+        colour_track(GREEN), ToneTrack(1000)))
+    peers: list[Peer] = [terminal, clerk]
+    try:
+        # The clerk sees the face and the document and hears the applicant; and back.
+        await until(lambda: near(clerk.received[0].mean_colour(), RED), what="face at clerk")
+        await until(lambda: looks_like_document(clerk.received[1]), what="document at clerk")
+        await until(lambda: tone(clerk.received[3], 440), what="terminal tone at clerk")
+        await until(lambda: near(terminal.received[0].mean_colour(), GREEN),
+                    what="clerk at terminal")
+        await until(lambda: tone(terminal.received[2], 1000), what="clerk tone at terminal")
+
+        # A second clerk joins the same call (三方连线).
+        second_join = await join_for(signaling_app, call_id, "clerk-b", "clerk")
+        assert second_join is not None and second_join.role == "second_clerk"
+        second = await join(worker.url, call_id, second_join.token, clerk_lines(
+            colour_track(BLUE), ToneTrack(700)))
+        peers.append(second)
+        await until(lambda: near(second.received[0].mean_colour(), RED), what="face at 2nd")
+        await until(lambda: near(clerk.received[2].mean_colour(), BLUE), what="2nd at clerk")
+        await until(lambda: near(terminal.received[1].mean_colour(), BLUE),
+                    what="2nd at terminal")
+        await until(lambda: tone(terminal.received[3], 700), what="2nd tone at terminal")
+
+        await _check_capture(worker, signaling_app, call_id, clerk_join.token)
+        await asyncio.sleep(1.0)  # let the recording cover a few segments
+    finally:
+        await stop_call(signaling_app, call_id, "hangup")
+        stopped = time.time()
+        for peer in peers:
+            await peer.close()
+    await _check_recording(worker, signaling_app, call_id, stopped - started)
+
+
+async def _check_capture(worker: Worker, app: web.Application, call_id: str,
+                         token: str) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{worker.url}/calls/{call_id}/capture", headers=auth) as resp:
+            assert resp.status == 201, await resp.text()
+            scan = await resp.json()
+        async with http.get(scan["thumbnail_url"]) as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"] == "image/jpeg"
+            Image.open(io.BytesIO(await resp.read())).verify()
+        bare = scan["thumbnail_url"].split("?")[0]
+        async with http.get(bare) as resp:
+            assert resp.status == 401
+            assert (await resp.json())["error"]["code"] == "missing_token"
+    async with app[ENGINE].connect() as conn:
+        row = (await conn.execute(select(scans).where(scans.c.scan_id == scan["scan_id"]))).one()
+    path = worker.settings.storage_root / row.path
+    data = path.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == row.sha256 == scan["sha256"]
+    image = np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+    assert image.shape == (240, 320)  # full resolution of the document camera
+    # The sharp frames carry a white tag; blurred ones a black tag: the sharpest was kept.
+    assert image[4 : TAG - 4, 4 : TAG - 4].mean() > 200
+
+
+async def _check_recording(worker: Worker, app: web.Application, call_id: str,
+                           call_s: float) -> None:
+    async with app[ENGINE].connect() as conn:
+        call = (await conn.execute(
+            select(media_calls).where(media_calls.c.call_id == call_id))).one()
+        segments = (await conn.execute(
+            select(recording_segments).where(recording_segments.c.call_id == call_id)
+            .order_by(recording_segments.c.seq))).all()
+    assert call.state == "ended" and call.end_reason == "hangup"
+    assert len(segments) >= 2
+    assert verify_chain([(s.sha256, s.prev_hash, s.chain_hash) for s in segments])
+    total = 0.0
+    for seg in segments:
+        path = worker.settings.storage_root / seg.path
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == seg.sha256
+        info = probe(path)
+        kinds = {s["codec_type"]: s["codec_name"] for s in info["streams"]}  # type: ignore[attr-defined]
+        assert kinds == {"video": "h264", "audio": "aac"}
+        total += float(info["format"]["duration"])  # type: ignore[index]
+    recorded_span = (call.recording_ended_at - call.recording_started_at).total_seconds()
+    assert abs(total - recorded_span) < 1.0
+    assert abs(total - call_s) < 1.0
+    _check_watermark(worker.settings.storage_root / segments[-1].path,
+                     segments[-1].started_at)
+
+
+def _check_watermark(path: Path, started_at: datetime) -> None:
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        assert frame.pts is not None and frame.time_base is not None
+        at = started_at.timestamp() + float(frame.pts * frame.time_base)
+        picture = frame.to_ndarray(format="rgb24")
+    x, y, w, h = WATERMARK_BOX
+    region = picture[y : y + h, x : x + w].astype(np.int16)
+    mark = Watermark(case_no="call-media-1", terminal_name=TERMINAL_NAME, clerk_name=CLERK_NAME)
+
+    def diff(lines: tuple[str, ...]) -> float:
+        return float(np.abs(region - render_watermark(lines).astype(np.int16)).mean())
+
+    best = min(diff(mark.lines(at + d)) for d in (-1.0, 0.0, 1.0))
+    other = diff(Watermark("call-other-9", "别的村服务点", "李四").lines(at))
+    assert best < 6.0
+    assert other > 2 * best
+
+
+async def test_bad_or_expired_tokens_are_refused(worker: Worker) -> None:
+    secret = worker.settings.join_token_secret
+    now = time.time()
+    good = JoinClaims("call-x", "T-9", "terminal", now + 60)
+    cases = {
+        "bad_token": mint("another-secret", good),
+        "expired_token": mint(secret, JoinClaims("call-x", "T-9", "terminal", now - 1)),
+    }
+    async with aiohttp.ClientSession() as http:
+        for code, token in cases.items():
+            async with http.post(f"{worker.url}/calls/call-x/join",
+                                 json={"token": token, "sdp": "v=0"}) as resp:
+                assert resp.status == 401
+                body = await resp.json()
+                assert body["error"]["code"] == code and body["error"]["message"]
+        async with http.post(f"{worker.url}/calls/call-other/join",
+                             json={"token": mint(secret, good), "sdp": "v=0"}) as resp:
+            assert resp.status == 403
+            assert (await resp.json())["error"]["code"] == "wrong_call"
+        async with http.post(f"{worker.url}/calls/call-x/capture",
+                             headers={"Authorization": "Bearer " + mint(secret, good)}) as resp:
+            assert resp.status == 403  # a terminal cannot take scans
+            assert (await resp.json())["error"]["code"] == "wrong_role"
