@@ -101,7 +101,9 @@ class SegmentWriter:
         path = self.folder / f"{self.seq:04d}.mp4"
         self._container = av.open(
             str(path), "w", format="mp4",
-            options={"movflags": "frag_keyframe+empty_moov+default_base_moof"},
+            # Each fragment reaches the disk when it is complete, not when a buffer fills.
+            options={"movflags": "frag_keyframe+empty_moov+default_base_moof",
+                     "flush_packets": "1"},
         )
         video = self._container.add_stream("libx264", rate=self.fps)
         video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
