@@ -7,7 +7,7 @@ an ID card the number read from it. With --out, writes the flat scan there.
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ def _read_bgr(path: Path) -> NDArray[np.uint8]:
 
 
 def describe(
-    frame: NDArray[np.uint8], settings: Settings, today: Any = None
+    frame: NDArray[np.uint8], settings: Settings, today: date | None = None
 ) -> tuple[dict[str, object], NDArray[np.uint8] | None]:
     """The JSON-ready description of one frame, and its flat scan when a document was found."""
     from verify.document_detect import detect_document, scan, source_dpi

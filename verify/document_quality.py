@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from verify.document_config import DocumentThresholds
 from verify.document_detect import (
+    KIND_SIZE_MM,
     DetectedDocument,
     corner_angles_deg,
     opposite_side_ratio,
@@ -85,8 +86,6 @@ class QualityVerdict:
 
 
 def _measure_size(doc: DetectedDocument) -> tuple[int, int]:
-    from verify.document_detect import KIND_SIZE_MM
-
     mm_w, mm_h = KIND_SIZE_MM[doc.kind]
     scale = _MEASURE_SIDE / max(mm_w, mm_h)
     return round(mm_w * scale), round(mm_h * scale)
