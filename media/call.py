@@ -20,7 +20,7 @@ from av import VideoFrame
 
 from media.capture import CaptureBuffer
 from media.recording import Recorder
-from media.slots import PLANS, Slot, SlotTrack, plan_for
+from media.slots import PLANS, FreshTrack, Slot, SlotTrack, plan_for
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class Call:
                 else:
                     transceiver.direction = "recvonly" if incoming else "inactive"
                 if incoming is not None and line.sends is not None:
-                    self._attach(line.sends, incoming)
+                    self._attach(line.sends, FreshTrack(incoming))
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception:
             await self._close_participant(member)

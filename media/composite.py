@@ -70,7 +70,10 @@ def _place(canvas: Rgb, box: tuple[int, int, int, int], image: Rgb | None) -> No
     if image is None:
         canvas[y : y + h, x : x + w] = BACKGROUND
         return
-    canvas[y : y + h, x : x + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    if image.shape[:2] != (h, w):
+        image = np.asarray(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA),
+                           dtype=np.uint8)
+    canvas[y : y + h, x : x + w] = image
 
 
 def compose(face: Rgb | None, document: Rgb | None, clerk: Rgb | None, mark: Rgb) -> Rgb:

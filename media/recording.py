@@ -28,7 +28,17 @@ import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
-from media.composite import HEIGHT, WIDTH, Rgb, Watermark, compose, render_watermark
+from media.composite import (
+    CLERK_BOX,
+    DOCUMENT_BOX,
+    FACE_BOX,
+    HEIGHT,
+    WIDTH,
+    Rgb,
+    Watermark,
+    compose,
+    render_watermark,
+)
 from media.slots import Slot
 
 log = logging.getLogger(__name__)
@@ -292,15 +302,17 @@ class Recorder:
 
     def _encode(self, index: int, wall: float, frames: dict[str, VideoFrame],
                 pcm: npt.NDArray[np.int16]) -> ClosedSegment | None:
-        def rgb(name: str) -> Rgb | None:
+        def rgb(name: str, box: tuple[int, int, int, int]) -> Rgb | None:
             frame = frames.get(name)
             if frame is None:
                 return None
-            return np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
+            # Scale and convert in one swscale pass, straight to the box size.
+            small = frame.reformat(width=box[2], height=box[3], format="rgb24")
+            return np.asarray(small.to_ndarray(), dtype=np.uint8)
 
         mark = render_watermark(self._watermark.lines(wall))
-        picture = compose(rgb("terminal.face"), rgb("terminal.document"),
-                          rgb("clerk.camera"), mark)
+        picture = compose(rgb("terminal.face", FACE_BOX), rgb("terminal.document", DOCUMENT_BOX),
+                          rgb("clerk.camera", CLERK_BOX), mark)
         return self._writer.write(index, wall, picture, pcm)
 
     def _encoded(self, future: asyncio.Future[ClosedSegment | None]) -> None:

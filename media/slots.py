@@ -118,3 +118,37 @@ class SlotTrack(MediaStreamTrack):
             with contextlib.suppress(Exception):
                 self._proxy.stop()
             self._proxy = None
+
+
+class FreshTrack(MediaStreamTrack):
+    """An incoming track read freshest-first: frames decoded while the hub was busy are
+    skipped (video) or capped (audio), so a loaded worker drops rather than lags."""
+
+    AUDIO_BACKLOG = 10  # 200 ms of 20 ms frames
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self.kind = source.kind
+        self._source = source
+
+    async def recv(self) -> Frame | Packet[Any]:
+        try:
+            frame = await self._source.recv()
+        except MediaStreamError:
+            self.stop()  # ended, so the slot waits for a new sender instead of spinning
+            raise
+        queue: asyncio.Queue[Any] | None = getattr(self._source, "_queue", None)
+        if queue is None:
+            return frame
+        keep = 0 if self.kind == "video" else self.AUDIO_BACKLOG
+        while queue.qsize() > keep:
+            newer = queue.get_nowait()
+            if newer is None:  # end of the track: hand it on next time
+                queue.put_nowait(None)
+                break
+            frame = newer
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._source.stop()
