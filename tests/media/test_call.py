@@ -18,11 +18,12 @@ from aiohttp import web
 from PIL import Image
 from sqlalchemy import select
 
+from core import keys
 from core.jointoken import JoinClaims, mint
 from media.composite import WATERMARK_BOX, Watermark, render_watermark
 from media.recording import verify_chain
 from media.records import media_calls, recording_segments, scans
-from signaling.appkeys import ENGINE
+from signaling.appkeys import ENGINE, REDIS
 from signaling.calls import CallStart, join_for, start_call, stop_call
 from tests.media.conftest import Worker
 from tests.media.peers import (
@@ -212,3 +213,32 @@ async def test_bad_or_expired_tokens_are_refused(worker: Worker) -> None:
                              headers={"Authorization": "Bearer " + mint(secret, good)}) as resp:
             assert resp.status == 403  # a terminal cannot take scans
             assert (await resp.json())["error"]["code"] == "wrong_role"
+
+
+async def test_terminal_hang_up_ends_the_call_and_tells_signaling(
+    worker: Worker, signaling_app: web.Application
+) -> None:
+    joins = await start_call(signaling_app, CallStart(
+        call_id="call-media-2", ticket_id="t2", item_code="HOUSE", terminal_id="T-2",
+        terminal_name=TERMINAL_NAME, clerk_username="clerk-a", clerk_name=CLERK_NAME))
+    term_join = joins["T-2"]
+    assert term_join is not None
+    terminal = await join(worker.url, "call-media-2", term_join.token, terminal_lines(
+        colour_track(RED), document_track(), ToneTrack(440)))
+    try:
+        async with aiohttp.ClientSession() as http, http.post(
+            f"{worker.url}/calls/call-media-2/leave",
+            headers={"Authorization": f"Bearer {term_join.token}"},
+        ) as resp:
+            assert resp.status == 200
+    finally:
+        await terminal.close()
+    redis = signaling_app[REDIS]
+    event = json.loads(str(await redis.lpop(keys.media_ended())))
+    assert event == {"call_id": "call-media-2", "reason": "hangup"}
+    # A join after the end is refused in plain words.
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{worker.url}/calls/call-media-2/join", json={"token": term_join.token, "sdp": "v=0"}
+    ) as resp:
+        assert resp.status == 410
+        assert (await resp.json())["error"]["code"] == "call_ended"
