@@ -208,9 +208,9 @@ class Hub:
         )
 
     async def heartbeat(self) -> None:
-        cores = psutil.cpu_count() or 1
         while True:
-            self.cpu_fraction = self._process.cpu_percent(None) / (100.0 * cores)
+            # Of one core: the event loop keeps a worker process to about one core.
+            self.cpu_fraction = self._process.cpu_percent(None) / 100.0
             try:
                 await register(self.redis, self.info(time.time()),
                                self.settings.media_worker_ttl_s)

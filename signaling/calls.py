@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
@@ -144,6 +144,28 @@ async def stop_call(app: web.Application, call_id: str, reason: str) -> None:
         log.warning("worker of call %s unreachable to stop it", call_id)
 
 
+async def capture_for(app: web.Application, call_id: str, username: str) -> dict[str, Any]:
+    """Ask the call's worker for a scan on a clerk's behalf (the clerk's `capture` intent).
+
+    Returns the worker's answer: `{scan_id, sha256, width, height, thumbnail_url, ...}`, or
+    `{"error": {"code", "message"}}` when there is no scan to give.
+    """
+    join = await join_for(app, call_id, username, "clerk")
+    if join is None:
+        return {"error": {"code": "no_media", "message": "通话没有媒体服务"}}
+    url = f"{join.worker_url}/calls/{call_id}/capture"
+    try:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=STOP_TIMEOUT_S * 2)
+        ) as session, session.post(
+            url, headers={"Authorization": f"Bearer {join.token}"}
+        ) as resp:
+            body: dict[str, Any] = await resp.json()
+            return body
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return {"error": {"code": "media_unreachable", "message": "媒体服务暂时无法连接"}}
+
+
 async def _tell_ended(app: web.Application, call_id: str, reason: str) -> None:
     from signaling.service import SERVICE  # the service imports this module
 
@@ -207,4 +229,4 @@ def setup(app: web.Application) -> None:
     app.cleanup_ctx.append(_watcher)
 
 
-__all__ = ["CallStart", "join_for", "setup", "start_call", "stop_call"]
+__all__ = ["CallStart", "capture_for", "join_for", "setup", "start_call", "stop_call"]

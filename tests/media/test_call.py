@@ -24,7 +24,7 @@ from media.composite import WATERMARK_BOX, Watermark, render_watermark
 from media.recording import verify_chain
 from media.records import media_calls, recording_segments, scans
 from signaling.appkeys import ENGINE, REDIS
-from signaling.calls import CallStart, join_for, start_call, stop_call
+from signaling.calls import CallStart, capture_for, join_for, start_call, stop_call
 from tests.media.conftest import Worker
 from tests.media.peers import (
     BLUE,
@@ -134,6 +134,9 @@ async def _check_capture(worker: Worker, app: web.Application, call_id: str,
         async with http.get(bare) as resp:
             assert resp.status == 401
             assert (await resp.json())["error"]["code"] == "missing_token"
+    # Signaling can ask on the clerk's behalf (its `capture` intent) and gets the same kind.
+    again = await capture_for(app, call_id, "clerk-a")
+    assert again["scan_id"] != scan["scan_id"] and again["width"] == 320
     async with app[ENGINE].connect() as conn:
         row = (await conn.execute(select(scans).where(scans.c.scan_id == scan["scan_id"]))).one()
     path = worker.settings.storage_root / row.path
