@@ -9,6 +9,7 @@ SDP answer out. Every other call-scoped request carries the join token as a bear
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +24,8 @@ from core.settings import Settings
 from media.hub import Hub, HubError, running
 from media.ice import announce_host_addresses
 from media.records import scans
+
+log = logging.getLogger("media.app")
 
 HUB = web.AppKey("hub", Hub)
 SETTINGS = web.AppKey("settings", Settings)
@@ -43,6 +46,11 @@ async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse
         return _error(401, exc.code, exc.message)
     except HubError as exc:
         return _error(exc.status, exc.code, exc.message)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("request %s failed", request.path)
+        return _error(500, "internal", "媒体服务出错，请稍后重试")
 
 
 def _bearer(request: web.Request) -> str:

@@ -85,6 +85,8 @@ class Call:
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             transceivers = pc.getTransceivers()
+            if not transceivers:
+                raise ValueError("the offer has no audio or video")
             for transceiver, line in zip(
                 transceivers, plan_for(role, [t.kind for t in transceivers]), strict=True
             ):

@@ -71,7 +71,10 @@ class Hub:
 
     async def join(self, call_id: str, participant_id: str, role: str, sdp: str) -> str:
         call = await self._call_for(call_id)
-        return await call.join(participant_id, role, sdp)
+        try:
+            return await call.join(participant_id, role, sdp)
+        except (ValueError, KeyError, IndexError) as exc:  # aiortc's complaints about the SDP
+            raise HubError(400, "bad_offer", "SDP offer 无法使用") from exc
 
     async def _call_for(self, call_id: str) -> Call:
         if not SAFE_ID.match(call_id):

@@ -165,7 +165,8 @@ class Peer:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
                 await task
-        await self.pc.close()
+        with contextlib.suppress(TimeoutError):  # a dead remote must not hang the test
+            await asyncio.wait_for(self.pc.close(), 10)
 
 
 async def _collect(track: MediaStreamTrack, into: Received) -> None:
@@ -191,7 +192,8 @@ async def join(url: str, call_id: str, token: str, lines: list[Line]) -> Peer:
         direction = ("sendrecv" if receive else "sendonly") if track else "recvonly"
         pc.addTransceiver(track or kind, direction=direction)
     await pc.setLocalDescription(await pc.createOffer())
-    async with aiohttp.ClientSession() as session, session.post(
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
+    async with http, http.post(
         f"{url}/calls/{call_id}/join", json={"token": token, "sdp": pc.localDescription.sdp}
     ) as resp:
         body = await resp.json()

@@ -212,6 +212,10 @@ async def test_bad_or_expired_tokens_are_refused(worker: Worker) -> None:
                              json={"token": mint(secret, good), "sdp": "v=0"}) as resp:
             assert resp.status == 403
             assert (await resp.json())["error"]["code"] == "wrong_call"
+        async with http.post(f"{worker.url}/calls/call-x/join",
+                             json={"token": mint(secret, good), "sdp": "v=0"}) as resp:
+            assert resp.status == 400  # a valid token with an unusable offer
+            assert (await resp.json())["error"]["code"] == "bad_offer"
         async with http.post(f"{worker.url}/calls/call-x/capture",
                              headers={"Authorization": "Bearer " + mint(secret, good)}) as resp:
             assert resp.status == 403  # a terminal cannot take scans
