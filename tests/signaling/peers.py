@@ -21,10 +21,9 @@ PARTNER = "T-430104-001"
 
 def fast(settings: Settings, **overrides: Any) -> Settings:
     """Short timers so the flows run in seconds."""
-    base = dict(offer_timeout_s=1.5, terminal_grace_s=1.0, wrapup_s=1.0,
-                clerk_presence_ttl_s=1.5, position_refresh_s=1.0)
-    base.update(overrides)
-    return replace(settings, **base)
+    quick = replace(settings, offer_timeout_s=1.5, terminal_grace_s=1.0, wrapup_s=1.0,
+                    clerk_presence_ttl_s=1.5, position_refresh_s=1.0)
+    return replace(quick, **overrides)
 
 
 class Peer:
@@ -36,7 +35,8 @@ class Peer:
     async def send(self, **msg: Any) -> None:
         await self.ws.send_str(json.dumps(msg))
 
-    async def recv(self, kind: str, timeout: float = 5.0, **match: Any) -> dict[str, Any]:
+    async def recv(self, kind: str, timeout: float = 5.0,  # noqa: ASYNC109
+                   **match: Any) -> dict[str, Any]:
         """The next message of `kind` (and matching fields), skipping others."""
         async with asyncio.timeout(timeout):
             while True:
