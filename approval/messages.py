@@ -36,3 +36,16 @@ class StepOverdue(BaseModel):
     group: str
     seq: int
     due_at: str
+
+
+class CaseSubmitted(BaseModel):
+    """Tells the terminal, right after the clerk submits, what happens next (its slip)."""
+
+    type: Literal["case_submitted"] = "case_submitted"
+    case_no: str
+    item_name: str
+    outcome: str  # 稍等片刻 | 现场开单 | 当面说清 | 放心回家
+    missing_materials: list[str]
+    promise_date: str | None
+    date: str  # the day of the visit, ISO
+    qr_url: str  # same-origin SVG of the case number

@@ -53,6 +53,32 @@ async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse
         return _error(500, "internal", "媒体服务出错，请稍后重试")
 
 
+def _allowed_origins(settings: Settings) -> frozenset[str]:
+    base = settings.base_url.rstrip("/")
+    return frozenset({base, base.replace("://127.0.0.1", "://localhost"),
+                      base.replace("://localhost", "://127.0.0.1")})
+
+
+@web.middleware
+async def _cors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Pages served by signaling call the worker directly (join, capture, thumbnails)."""
+    origin = request.headers.get("Origin", "")
+    allowed = origin in _allowed_origins(request.app[SETTINGS])
+    if request.method == "OPTIONS":
+        if not allowed:
+            return _error(403, "origin_refused", "来源不被允许")
+        response: web.StreamResponse = web.Response(status=204)
+    else:
+        response = await handler(request)
+    if allowed:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
 def _bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
@@ -138,7 +164,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[_json_errors], client_max_size=MAX_OFFER_BYTES * 2)
+    app = web.Application(middlewares=[_cors, _json_errors], client_max_size=MAX_OFFER_BYTES * 2)
     app[SETTINGS] = settings
     announce_host_addresses(settings.media_ice_hosts)
 

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from approval import effects, streams
 from approval import workflow as wf
 from approval.certificate import render_pdf
+from approval.messages import CaseSubmitted
 from approval.store import CaseNotFound, CaseRefused, CaseStore, CaseSubmission
 from approval.tables import terminals_exists
 from approval.worker import make_store, sweep_forever
@@ -29,6 +30,7 @@ from core import keys
 from signaling.appkeys import ENGINE, REDIS, SETTINGS
 from signaling.auth import Session, require_session
 from signaling.errors import http_error
+from signaling.fanout import publish, terminal_target
 from verify.idnumber import check_id_number
 
 log = logging.getLogger("signaling.cases_api")
@@ -111,9 +113,47 @@ async def submit_case(request: web.Request) -> web.Response:
     except CaseRefused as exc:
         raise http_error(web.HTTPUnprocessableEntity, "refused", str(exc)) from exc
     await _done(request, change)
+    await _tell_terminal(request, sub, change.case_no)
     return web.json_response({"case_no": change.case_no, "status": change.state.status,
                               "status_name": wf.STATUS_NAMES[change.state.status]},
                              status=201)
+
+
+async def _tell_terminal(request: web.Request, sub: CaseSubmission, case_no: str) -> None:
+    """The kiosk's last screen: the outcome and a slip; lossy, the case itself is stored."""
+    from signaling.service import SERVICE  # the service module imports this one's peers
+
+    svc = request.app.get(SERVICE)
+    item = svc.items.get(sub.item_code) if svc is not None else None
+    msg = CaseSubmitted(
+        case_no=case_no, item_name=item.name if item is not None else sub.item_code,
+        outcome=sub.outcome, missing_materials=list(sub.materials_missing),
+        promise_date=sub.promise_date.isoformat() if sub.promise_date else None,
+        date=_now().astimezone().date().isoformat(), qr_url=f"/api/cases/{case_no}/qr.svg")
+    try:
+        await publish(request.app[REDIS], terminal_target(sub.terminal_id), msg)
+    except RedisError as exc:
+        log.warning("case_submitted not delivered: %s", exc, extra={"case_no": case_no})
+
+
+async def case_qr(request: web.Request) -> web.Response:
+    """The slip's QR code (SVG, drawn here so the kiosk loads nothing from outside)."""
+    await require_session(request, "terminal", "clerk")
+    case_no = _case_no(request)
+    svg = await asyncio.to_thread(_qr_svg, case_no)
+    return web.Response(body=svg, content_type="image/svg+xml",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _qr_svg(text: str) -> bytes:
+    import io
+
+    import qrcode
+    import qrcode.image.svg
+
+    out = io.BytesIO()
+    qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10).save(out)
+    return out.getvalue()
 
 
 async def my_cases(request: web.Request) -> web.Response:
@@ -412,6 +452,7 @@ def setup_routes(app: web.Application, *, sweep: bool = True) -> None:
     app.router.add_post("/api/cases", submit_case)
     app.router.add_get("/api/cases", my_cases)
     app.router.add_get("/api/cases/{case_no}", case_detail)
+    app.router.add_get("/api/cases/{case_no}/qr.svg", case_qr)
     app.router.add_post("/api/cases/{case_no}/resubmit", resubmit_case)
     app.router.add_post("/api/cases/{case_no}/materials", materials_arrived)
     app.router.add_get("/api/reviewer/queue", reviewer_queue)

@@ -1,0 +1,144 @@
+"""Everything a browser test needs, started inside the caller's (private) network namespace.
+
+Private Redis and PostgreSQL (migrated, seeded), one signaling node and one media worker
+as subprocesses, the fake camera y4m, and Chromium with the flags from DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from core.localstack import free_port, private_servers
+from core.migrate import upgrade
+from core.seed import seed_demo
+from core.settings import ROOT
+
+FACES = ROOT.parent / "shared" / "testdata" / "faces"
+CHROMIUM = "/usr/bin/chromium"
+TERMINAL_TOKEN = "demo-terminal-tzl-7f3a"  # core.seed DEMO_TERMINALS[0]
+TERMINAL_ID = "T-420115-001"
+
+
+class StackError(RuntimeError):
+    """A part of the test stack did not come up."""
+
+
+def in_private_netns() -> None:
+    """Bring up loopback in a namespace made by `unshare -n` (only loopback exists)."""
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    links = subprocess.run(["ip", "-o", "link"], check=True, capture_output=True, text=True)
+    names = [line.split(":")[1].strip() for line in links.stdout.splitlines()]
+    if names != ["lo"]:
+        raise StackError(f"not in a loopback-only network namespace: {names}")
+
+
+def make_y4m(out: Path, width: int = 640, height: int = 480, frames: int = 30,
+             fps: int = 15) -> Path:
+    """A fake camera feed: a face photo drifting slowly, so every frame differs."""
+    photo = Image.open(FACES / "obama.jpg").convert("RGB")
+    photo.thumbnail((width - 80, height - 40))
+    with out.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            canvas = Image.new("RGB", (width, height), (90, 110, 130))
+            dx = int(20 * np.sin(2 * np.pi * i / frames))
+            canvas.paste(photo, ((width - photo.width) // 2 + dx, (height - photo.height) // 2))
+            y, u, v = canvas.convert("YCbCr").split()
+            f.write(b"FRAME\n")
+            f.write(np.asarray(y, dtype=np.uint8).tobytes())
+            for plane in (u, v):
+                small = plane.resize((width // 2, height // 2), Image.Resampling.BILINEAR)
+                f.write(np.asarray(small, dtype=np.uint8).tobytes())
+    return out
+
+
+def chromium_args(y4m: Path) -> list[str]:
+    return [
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={y4m}",
+        "--allow-loopback-in-peer-connection", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+
+
+@dataclass
+class Stack:
+    base_url: str
+    media_url: str
+    storage_root: Path
+    folder: Path
+    offer_timeout_s: float
+
+
+def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StackError(f"{what} exited with {proc.returncode}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as resp:
+            if resp.status == 200:
+                return
+        time.sleep(0.1)
+    raise StackError(f"{what} did not answer {url} within {timeout_s}s")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@contextlib.contextmanager
+def running_stack(folder: Path, offer_timeout_s: float = 4.0) -> Iterator[Stack]:
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o755)
+    for parent in folder.parents:
+        if str(parent).startswith("/tmp/"):
+            os.chmod(parent, 0o755)  # the postgres account must reach its data folder
+    with private_servers(folder / "servers") as (redis, pg):
+        upgrade(pg.url)
+        asyncio.run(seed_demo(pg.url))
+        port, media_port = free_port(), free_port()
+        storage = folder / "storage"
+        env = {
+            **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")},
+            "REDIS_URL": redis.url, "DATABASE_URL": pg.url, "LISTEN_HOST": "127.0.0.1",
+            "LISTEN_PORT": str(port), "STORAGE_ROOT": str(storage),
+            "MEDIA_LISTEN_HOST": "127.0.0.1", "MEDIA_LISTEN_PORT": str(media_port),
+            "MEDIA_ICE_HOSTS": "127.0.0.1", "MEDIA_SEGMENT_S": "2", "MEDIA_GRACE_S": "15",
+            "OFFER_TIMEOUT_S": str(offer_timeout_s), "WRAPUP_S": "60",
+            "SESSION_SECRET": "e2e-session", "JOIN_TOKEN_SECRET": "e2e-join",
+            "ESEAL_KEY_DIR": str(folder / "eseal"), "PYTHONUNBUFFERED": "1",
+        }
+        logs = {name: (folder / f"{name}.log").open("wb") for name in ("signaling", "media")}
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            for name in ("media", "signaling"):
+                procs.append(subprocess.Popen([sys.executable, "-m", name], cwd=ROOT, env=env,
+                                              stdout=logs[name], stderr=subprocess.STDOUT))
+            _wait_http(f"http://127.0.0.1:{media_port}/health", 30, procs[0], "media worker")
+            _wait_http(f"http://127.0.0.1:{port}/healthz", 30, procs[1], "signaling")
+            yield Stack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{media_port}", storage,
+                        folder, offer_timeout_s)
+        finally:
+            for proc in reversed(procs):
+                _stop(proc)
+            for f in logs.values():
+                f.close()

@@ -1,0 +1,93 @@
+"""Kiosk and clerk console end to end in Debian's Chromium, in a loopback-only namespace.
+
+The whole scenario runs in one `unshare -n` child (Redis, PostgreSQL, signaling, the media
+worker and Chromium all inside it); this side checks what a person would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.settings import ROOT
+from tests.e2e.stack import FACES
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def visit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    if not FACES.is_dir():
+        pytest.skip(f"test faces not found at {FACES} (see ../shared/testdata/README.md)")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian chromium not installed (scripts/setup.sh installs it)")
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare for a private network namespace")
+    out = tmp_path_factory.mktemp("e2e")
+    proc = subprocess.run(
+        ["unshare", "-n", "--", sys.executable, "-m", "tests.e2e.scenario", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+    result_file = out / "result.json"
+    if not result_file.exists():
+        pytest.fail(f"the scenario wrote no result (exit {proc.returncode}):\n"
+                    f"{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(result_file.read_text())
+    result["out"] = str(out)
+    if not result.get("ok"):
+        pytest.fail(f"browser scenario failed: {result.get('error')}\n{result.get('trace', '')}"
+                    f"\nscreenshots in {out / 'screens'}")
+    return result
+
+
+def test_whole_visit_shows_video_both_ways_and_ends_on_the_slip(visit: dict[str, Any]) -> None:
+    assert visit["kiosk_clerk_frames"] >= 10  # the kiosk sees the clerk's camera, live
+    assert visit["clerk_face_frames"] >= 10  # the clerk sees the applicant's face camera
+    assert visit["clerk_document_frames"] >= 10  # and the document camera
+    assert visit["scans"] == 1
+    assert visit["kiosk_outcome"] == "现场开单"
+    assert "参保登记表" in visit["kiosk_missing"]
+    assert visit["slip_case_no"] and visit["slip_case_no"] in visit["clerk_case_result"]
+    assert visit["recording_files"], "the call's recording is on disk"
+    assert visit["kiosk_screen_after_hangup"] == "done"  # the slip stays after the hang-up
+
+
+def test_offer_reject_and_timeout_set_the_clerk_not_ready(visit: dict[str, Any]) -> None:
+    assert visit["reject_status"].startswith("未就绪")
+    assert int(visit["countdown_shown"]) > 0
+    assert "超时" in visit["timeout_notice"]
+    assert visit["timeout_status"].startswith("未就绪")
+    assert visit["kiosk_screen_after_timeout"] == "queue"  # the applicant keeps waiting
+
+
+def test_reloads_keep_the_place_and_rejoin_the_call(visit: dict[str, Any]) -> None:
+    assert visit["ticket_after_reload"] == visit["ticket_before_reload"]
+    assert visit["position_after_reload"] == "0"
+    assert visit["call_id_after_reload"] == visit["call_id"]
+    assert visit["clerk_face_frames_after_reload"] >= 10
+    assert visit["kiosk_clerk_frames_after_reload"] >= 10
+
+
+def test_kiosk_is_readable_and_returns_to_start_when_idle(visit: dict[str, Any]) -> None:
+    assert visit["kiosk_body_px"] >= 24
+    assert visit["kiosk_min_tile_px"] >= 64
+    assert visit["idle_returned_to"] == "start"
+    assert visit["login_error"] == "用户名或密码不正确"
+    assert visit["bad_id_hint"] and visit["good_id_hint"] == "号码有效"
+
+
+def test_pages_load_nothing_from_outside_and_raise_no_errors(visit: dict[str, Any]) -> None:
+    assert visit["requests"] > 0
+    assert visit["outside_requests"] == []
+    assert visit["page_errors"] == []
+    screens = Path(visit["out"]) / "screens"
+    names = {p.name.split("-", 1)[1] for p in screens.glob("*.png")}
+    assert {"kiosk-start.png", "kiosk-queue.png", "kiosk-call.png", "kiosk-done.png",
+            "clerk-idle.png", "clerk-offer.png", "clerk-call.png", "clerk-case-form.png",
+            "clerk-wrapup.png"} <= names
