@@ -88,6 +88,16 @@ class Scenario:
         r["position_after_reload"] = kiosk.inner_text("#position")
         self.step("kiosk_reload")
 
+        # 2b. The network drops (signaling restarts): the kiosk reconnects by itself.
+        self.stack.start("signaling")
+        wait_until("kiosk noticed the lost network",
+                   lambda: kiosk.evaluate("window.__netLost || 0") > 0)
+        kiosk.wait_for_selector("#netlost", state="hidden", timeout=20000)
+        r["ticket_after_network_loss"] = kiosk.evaluate("window.__kiosk.ticket")
+        r["screen_after_network_loss"] = kiosk.evaluate("document.body.dataset.screen")
+        clerk.wait_for_selector("#netlost", state="hidden", timeout=20000)
+        self.step("network_loss_wait")
+
         # 3. Offer timeout: nobody answers, the clerk is set not ready and told so.
         clerk_ready(clerk)
         wait_offer(clerk)
@@ -122,6 +132,18 @@ class Scenario:
         r["call_id_after_reload"] = clerk.evaluate("window.__console.call.call_id")
         r["kiosk_clerk_frames_after_reload"] = frames_advance(kiosk, "clerk")
         self.step("clerk_reload")
+
+        # 5b. The network drops during the call: both pages reconnect, the video goes on.
+        lost_before = kiosk.evaluate("window.__netLost || 0")
+        self.stack.start("signaling")
+        wait_until("kiosk noticed the lost network",
+                   lambda: kiosk.evaluate("window.__netLost || 0") > lost_before)
+        kiosk.wait_for_selector("#netlost", state="hidden", timeout=20000)
+        clerk.wait_for_selector("#netlost", state="hidden", timeout=20000)
+        r["screen_after_call_network_loss"] = kiosk.evaluate("document.body.dataset.screen")
+        r["kiosk_clerk_frames_after_network_loss"] = frames_advance(kiosk, "clerk")
+        r["clerk_face_frames_after_network_loss"] = frames_advance(clerk, "face")
+        self.step("network_loss_call")
 
         # 6. Capture and the case.
         clerk.click("#capture")

@@ -81,6 +81,28 @@ class Stack:
     storage_root: Path
     folder: Path
     offer_timeout_s: float
+    env: dict[str, str]
+    procs: dict[str, subprocess.Popen[bytes]]
+
+    def start(self, name: str) -> None:
+        """Start (or restart) `python -m <name>` ("media" or "signaling") and wait for it."""
+        old = self.procs.get(name)
+        if old is not None:
+            _stop(old)
+        log = (self.folder / f"{name}.log").open("ab")
+        proc = subprocess.Popen([sys.executable, "-m", name], cwd=ROOT, env=self.env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        log.close()  # the child holds its own descriptor
+        self.procs[name] = proc
+        url = (f"{self.media_url}/health" if name == "media"
+               else f"{self.base_url}/healthz")
+        _wait_http(url, 30, proc, name)
+
+    def stop_all(self) -> None:
+        for name in ("signaling", "media"):
+            proc = self.procs.pop(name, None)
+            if proc is not None:
+                _stop(proc)
 
 
 def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -127,18 +149,11 @@ def running_stack(folder: Path, offer_timeout_s: float = 4.0) -> Iterator[Stack]
             "SESSION_SECRET": "e2e-session", "JOIN_TOKEN_SECRET": "e2e-join",
             "ESEAL_KEY_DIR": str(folder / "eseal"), "PYTHONUNBUFFERED": "1",
         }
-        logs = {name: (folder / f"{name}.log").open("wb") for name in ("signaling", "media")}
-        procs: list[subprocess.Popen[bytes]] = []
+        stack = Stack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{media_port}", storage,
+                      folder, offer_timeout_s, env, {})
         try:
-            for name in ("media", "signaling"):
-                procs.append(subprocess.Popen([sys.executable, "-m", name], cwd=ROOT, env=env,
-                                              stdout=logs[name], stderr=subprocess.STDOUT))
-            _wait_http(f"http://127.0.0.1:{media_port}/health", 30, procs[0], "media worker")
-            _wait_http(f"http://127.0.0.1:{port}/healthz", 30, procs[1], "signaling")
-            yield Stack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{media_port}", storage,
-                        folder, offer_timeout_s)
+            stack.start("media")
+            stack.start("signaling")
+            yield stack
         finally:
-            for proc in reversed(procs):
-                _stop(proc)
-            for f in logs.values():
-                f.close()
+            stack.stop_all()

@@ -74,6 +74,14 @@ def test_reloads_keep_the_place_and_rejoin_the_call(visit: dict[str, Any]) -> No
     assert visit["kiosk_clerk_frames_after_reload"] >= 10
 
 
+def test_a_lost_network_is_recovered_by_itself(visit: dict[str, Any]) -> None:
+    assert visit["ticket_after_network_loss"] == visit["ticket_before_reload"]
+    assert visit["screen_after_network_loss"] == "queue"
+    assert visit["screen_after_call_network_loss"] == "call"
+    assert visit["kiosk_clerk_frames_after_network_loss"] >= 10
+    assert visit["clerk_face_frames_after_network_loss"] >= 10
+
+
 def test_kiosk_is_readable_and_returns_to_start_when_idle(visit: dict[str, Any]) -> None:
     assert visit["kiosk_body_px"] >= 24
     assert visit["kiosk_min_tile_px"] >= 64

@@ -299,6 +299,7 @@ function onMessage(msg) {
 
 function onSocket(s) {
   $("netlost").hidden = s === "open";
+  if (s === "lost") window.__netLost = (window.__netLost || 0) + 1;
 }
 
 async function login() {
