@@ -57,7 +57,8 @@ class Scenario:
     def step(self, name: str, **facts: Any) -> None:
         self.result["steps"].append({"step": name, **facts})
 
-    def run(self, kiosk: Page, clerk: Page) -> None:
+    def run(self, kiosk: Page, clerk: Page, helper: Page) -> None:
+        self.helper = helper
         r = self.result
         self.shot(kiosk, "kiosk-start")
         self.shot(clerk, "clerk-idle")
@@ -144,6 +145,24 @@ class Scenario:
         r["kiosk_clerk_frames_after_network_loss"] = frames_advance(kiosk, "clerk")
         r["clerk_face_frames_after_network_loss"] = frames_advance(clerk, "face")
         self.step("network_loss_call")
+
+        # 5c. 三方连线: clerk2 is invited, sees the applicant, and is seen by both.
+        helper = self.helper
+        clerk.fill("#invite-user", "clerk2")
+        clerk.click("#invite-send")
+        helper.wait_for_selector("#invite:not([hidden])", timeout=15000)
+        helper.click("#invite-accept")
+        helper.wait_for_selector("#call:not([hidden])", timeout=15000)
+        r["second_sees_face_frames"] = frames_advance(helper, "face")
+        r["second_sees_clerk_frames"] = frames_advance(helper, "second")
+        r["kiosk_second_frames"] = frames_advance(kiosk, "second")
+        r["clerk_second_frames"] = frames_advance(clerk, "second")
+        self.shot(helper, "second-clerk-call")
+        self.shot(kiosk, "kiosk-three-way")
+        helper.click("#hangup")
+        helper.wait_for_selector("#call", state="hidden", timeout=15000)
+        r["call_after_second_left"] = clerk.evaluate("window.__console.call?.call_id || null")
+        self.step("second_clerk")
 
         # 6. Capture and the case.
         clerk.click("#capture")
@@ -233,10 +252,15 @@ def main() -> int:
             wrong.close()
             kiosk = open_kiosk(kiosk_ctx, stack.base_url, "&idle=3")
             clerk = open_clerk(clerk_ctx, stack.base_url)
+            helper_ctx = browser.new_context()
+            helper_ctx.set_default_timeout(15000)
+            watch.attach(helper_ctx)
+            helper = open_clerk(helper_ctx, stack.base_url, "clerk2")
             try:
-                scenario.run(kiosk, clerk)
+                scenario.run(kiosk, clerk, helper)
             except Exception:
-                for page, name in ((kiosk, "kiosk-failure"), (clerk, "clerk-failure")):
+                for page, name in ((kiosk, "kiosk-failure"), (clerk, "clerk-failure"),
+                                       (helper, "clerk2-failure")):
                     with contextlib.suppress(Exception):  # the failure is reported below
                         scenario.shot(page, name)
                 raise

@@ -74,6 +74,14 @@ def test_reloads_keep_the_place_and_rejoin_the_call(visit: dict[str, Any]) -> No
     assert visit["kiosk_clerk_frames_after_reload"] >= 10
 
 
+def test_a_second_clerk_joins_and_leaves_the_call(visit: dict[str, Any]) -> None:
+    assert visit["second_sees_face_frames"] >= 10  # the invited clerk sees the applicant
+    assert visit["second_sees_clerk_frames"] >= 10  # and the first clerk
+    assert visit["kiosk_second_frames"] >= 10  # the applicant sees the second clerk
+    assert visit["clerk_second_frames"] >= 10
+    assert visit["call_after_second_left"] == visit["call_id"]  # the call goes on
+
+
 def test_a_lost_network_is_recovered_by_itself(visit: dict[str, Any]) -> None:
     assert visit["ticket_after_network_loss"] == visit["ticket_before_reload"]
     assert visit["screen_after_network_loss"] == "queue"

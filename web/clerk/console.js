@@ -54,6 +54,8 @@ function countdown() {
     const left = Math.max(0, Math.ceil(state.offer.expires_at - Date.now() / 1000));
     $("offer-count").textContent = String(left);
   }
+  // The other clerk's picture appears once its camera sends frames (三方连线).
+  $("second-fig").hidden = !state.call || !((window.__frames || {}).second > 0);
   const until = state.clerk?.wrapup_until;
   if (until) $("wrapup-left").textContent = `还剩 ${Math.max(0, Math.ceil(until - Date.now() / 1000))} 秒`;
 }
@@ -73,8 +75,12 @@ async function callAssigned(msg) {
   if (same && state.pc && ["connected", "connecting", "new"].includes(state.pc.connectionState)) return;
   state.call = { ...msg, second: msg.clerk_username !== state.me.who };
   if (!same) { state.scans = []; $("thumbs").replaceChildren(); }
-  $("call-title").textContent = `通话中：${msg.terminal_name}`;
-  await prepareCase(msg);
+  $("call-title").textContent = state.call.second
+    ? `协同通话：${msg.terminal_name}（主办：${msg.clerk_name}）` : `通话中：${msg.terminal_name}`;
+  $("other-caption").textContent = state.call.second ? "主办坐席" : "协同坐席";
+  $("capture").hidden = state.call.second;
+  $("invite-tools").hidden = state.call.second;
+  if (!state.call.second) await prepareCase(msg);
   render();
   if (!msg.media) { $("media-state").textContent = "等待视频服务"; return; }
   await startMedia(msg);
@@ -122,7 +128,16 @@ function stopMedia() {
 
 async function hangup() {
   if (!state.call) return;
-  signal.send("end_call", { call_id: state.call.call_id });
+  if (!state.call.second) {
+    signal.send("end_call", { call_id: state.call.call_id });
+    return;
+  }
+  // The invited clerk only leaves; the call goes on between the applicant and its clerk.
+  const media = state.call.media;
+  stopMedia();
+  state.call = null;
+  render();
+  if (media) await leaveCall(media);
 }
 
 function callEnded(msg) {

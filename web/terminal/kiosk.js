@@ -275,6 +275,9 @@ function caseSubmitted(msg) {
   $("slip-date").textContent = msg.date;
   $("slip-outcome").textContent = msg.outcome;
   $("slip-qr").src = msg.qr_url;
+  $("slip-missing-row").hidden = !missing.length;
+  $("slip-missing").textContent = missing.join("、");
+  $("slip-promise").textContent = msg.promise_date ? `（${msg.promise_date} 前补交）` : "";
   show("done");
 }
 
@@ -335,6 +338,8 @@ async function main() {
   signal = new Signal(onMessage, onSocket);
   signal.connect();
   setInterval(() => signal.send("ping"), 20000);
+  // A second clerk's picture appears once its camera sends frames (三方连线).
+  setInterval(() => { $("second-video").hidden = !((window.__frames || {}).second > 0); }, 500);
   window.__kiosk = state;
 }
 
