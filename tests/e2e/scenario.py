@@ -215,6 +215,9 @@ class Scenario:
         kiosk.click("#results .tile >> nth=0")
         kiosk.wait_for_selector("#screen-materials:not([hidden])")
         self.shot(kiosk, "kiosk-materials")
+        r["kiosk_min_target_px"] = kiosk.evaluate(
+            "Math.min(...[...document.querySelectorAll('#screen-materials button,"
+            " #screen-materials label.check')].map(b => b.getBoundingClientRect().height))")
         kiosk.wait_for_selector("#screen-start:not([hidden])", timeout=15000)
         r["idle_returned_to"] = kiosk.evaluate("document.body.dataset.screen")
         self.step("idle")

@@ -19,7 +19,8 @@ import pytest
 from core.settings import ROOT
 from tests.e2e.stack import FACES
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# One scenario (about 40 s here) runs in the module fixture, inside the first test's time.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +94,7 @@ def test_a_lost_network_is_recovered_by_itself(visit: dict[str, Any]) -> None:
 def test_kiosk_is_readable_and_returns_to_start_when_idle(visit: dict[str, Any]) -> None:
     assert visit["kiosk_body_px"] >= 24
     assert visit["kiosk_min_tile_px"] >= 64
+    assert visit["kiosk_min_target_px"] >= 64
     assert visit["idle_returned_to"] == "start"
     assert visit["login_error"] == "用户名或密码不正确"
     assert visit["bad_id_hint"] and visit["good_id_hint"] == "号码有效"
