@@ -18,8 +18,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import redis
 from playwright.sync_api import Page, sync_playwright
 
+from approval.messages import CaseResult
+from core import keys
+from signaling.fanout import terminal_target
 from tests.e2e.pages import (
     Watch,
     clerk_ready,
@@ -32,6 +36,7 @@ from tests.e2e.pages import (
 )
 from tests.e2e.stack import (
     CHROMIUM,
+    TERMINAL_ID,
     Stack,
     chromium_args,
     in_private_netns,
@@ -221,6 +226,20 @@ class Scenario:
         kiosk.wait_for_selector("#screen-start:not([hidden])", timeout=15000)
         r["idle_returned_to"] = kiosk.evaluate("document.body.dataset.screen")
         self.step("idle")
+
+        # 9. The approval's result reaches the kiosk's start screen (as approval sends it).
+        result = CaseResult(case_no=r["slip_case_no"], status="certified", status_name="已出证",
+                            certificate_no="E20261125ABCDEF0123")
+        client = redis.Redis.from_url(self.stack.env["REDIS_URL"])
+        try:
+            client.publish(keys.events_channel(),
+                           f"{terminal_target(TERMINAL_ID)}\n{result.model_dump_json()}")
+        finally:
+            client.close()
+        kiosk.wait_for_selector("#certs:not([hidden]) button", timeout=15000)
+        r["certificate_notice"] = kiosk.inner_text("#cert-list")
+        self.shot(kiosk, "kiosk-certificate-ready")
+        self.step("case_result")
 
 
 def main() -> int:

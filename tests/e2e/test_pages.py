@@ -96,6 +96,7 @@ def test_kiosk_is_readable_and_returns_to_start_when_idle(visit: dict[str, Any])
     assert visit["kiosk_min_tile_px"] >= 64
     assert visit["kiosk_min_target_px"] >= 64
     assert visit["idle_returned_to"] == "start"
+    assert "请打印证照" in visit["certificate_notice"]  # an approved case's certificate
     assert visit["login_error"] == "用户名或密码不正确"
     assert visit["bad_id_hint"] and visit["good_id_hint"] == "号码有效"
 

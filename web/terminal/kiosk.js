@@ -281,6 +281,57 @@ function caseSubmitted(msg) {
   show("done");
 }
 
+// --- results of earlier cases: certificates to print, or what was decided ----------------
+
+const notices = new Map();  // case_no -> {text, certificate_no}
+
+function renderNotices() {
+  $("certs").hidden = notices.size === 0;
+  $("cert-list").replaceChildren(...[...notices].map(([caseNo, n]) => {
+    const li = document.createElement("li");
+    const text = document.createElement("span");
+    text.textContent = n.text;
+    li.append(text);
+    if (n.certificate_no) {
+      const b = document.createElement("button");
+      b.className = "btn primary";
+      b.textContent = "打印证照";
+      b.addEventListener("click", () => printCertificate(caseNo, n.certificate_no));
+      li.append(b);
+    }
+    return li;
+  }));
+}
+
+async function printCertificate(caseNo, number) {
+  window.open(`/api/certificates/${encodeURIComponent(number)}.pdf`, "_blank");
+  try {
+    await api(`/api/certificates/${encodeURIComponent(number)}/printed`, { method: "POST" });
+    notices.delete(caseNo);
+    renderNotices();
+  } catch (err) { showError(plain(err)); }
+}
+
+function caseResult(msg) {
+  const text = msg.certificate_no ? `办件 ${msg.case_no}：已经办好，请打印证照`
+    : `办件 ${msg.case_no}：${msg.status_name}${msg.reason ? `（${msg.reason}）` : ""}`;
+  notices.set(msg.case_no, { text, certificate_no: msg.certificate_no || null });
+  renderNotices();
+}
+
+async function loadNotices() {
+  try {
+    const { cases } = await api("/api/terminal/cases");
+    for (const c of cases || []) {
+      if (c.status === "certified" && c.certificate_no) {
+        notices.set(c.case_no, { text: `${c.item_name}（办件 ${c.case_no}）：已经办好，请打印证照`,
+          certificate_no: c.certificate_no });
+      }
+    }
+    renderNotices();
+  } catch { /* the list is a convenience; the case_result message brings new ones */ }
+}
+
 function onMessage(msg) {
   switch (msg.type) {
     case "hello": $("place").textContent = msg.display_name; break;
@@ -294,7 +345,7 @@ function onMessage(msg) {
     case "call_assigned": callAssigned(msg); break;
     case "call_ended": callEnded(msg); break;
     case "case_submitted": caseSubmitted(msg); break;
-    case "case_result": break;  // approval results are printed from the certificate flow
+    case "case_result": caseResult(msg); break;
     case "error": showError(msg.message); break;
     default: break;
   }
@@ -335,6 +386,7 @@ async function main() {
     renderCategories();
   } catch (err) { showError(plain(err)); }
   show("start");
+  loadNotices();
   signal = new Signal(onMessage, onSocket);
   signal.connect();
   setInterval(() => signal.send("ping"), 20000);
