@@ -1,6 +1,13 @@
 // Village terminal kiosk: pick a service, see the materials, queue, talk, get the slip.
 // Plain ES module; all state that matters lives on the server, which sends a snapshot on
 // every (re)connect, so a reload or a lost network resumes where the applicant was.
+//
+// Configuration (query parameter, remembered in localStorage as "vw.<name>"):
+//   token        the terminal's device token (core/seed.py DEMO_TERMINALS for the demo)
+//   face_camera  part of the face camera's label; doc_camera: of the document camera's.
+//                Without them, or with one camera only, one camera serves both tracks.
+//   idle         seconds before browsing screens return to the start (default 90)
+//   done_idle    seconds the outcome screen stays (default 120)
 
 import { api, plain } from "/web/common/api.js";
 import { joinCall, leaveCall, playAudio, showTrack } from "/web/common/media.js";
