@@ -49,6 +49,8 @@ _ACCEPT = """
 local o = redis.call('HMGET', KEYS[1], 'clerk', 'ticket_id', 'expires_at')
 if not o[1] or o[1] ~= ARGV[2] or o[2] ~= ARGV[3] then return 0 end
 if tonumber(ARGV[5]) > tonumber(o[3]) then return -2 end
+-- The applicant may have left (ticket gone) before its offer was withdrawn.
+if redis.call('HGET', KEYS[3], 'offer_id') ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[3])
