@@ -79,6 +79,7 @@ ClientMessage = Annotated[
 client_message = TypeAdapter(ClientMessage)
 
 TERMINAL_MESSAGES = frozenset({"join_queue", "leave_queue", "ping"})
+REVIEWER_MESSAGES = frozenset({"ping"})
 CLERK_MESSAGES = frozenset(
     {"set_status", "accept_offer", "reject_offer", "end_call", "invite_clerk",
      "accept_invite", "wrapup_done", "ping"}
@@ -107,7 +108,7 @@ class MediaJoin(BaseModel):
 
 class Hello(BaseModel):
     type: Literal["hello"] = "hello"
-    role: Literal["terminal", "clerk"]
+    role: Literal["terminal", "clerk", "reviewer"]
     who: str
     display_name: str
     node_id: str

@@ -13,7 +13,7 @@ from aiohttp import WSCloseCode, web
 from core.catalogue import search
 from core.records import make_engine
 from core.settings import ROOT, Settings
-from signaling import auth, calls, figures
+from signaling import auth, calls, cases_api, figures
 from signaling.appkeys import ENGINE, REDIS, SETTINGS
 from signaling.errors import http_error
 from signaling.service import SERVICE, QueueService
@@ -107,6 +107,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await svc.drain(timeout_s=5.0)
         await app[ENGINE].dispose()
         await app[REDIS].aclose()
 
@@ -132,4 +133,5 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_get(f"/{name}/", _page(name))
     app.router.add_static("/web/", Path(WEB_ROOT), follow_symlinks=False)
     calls.setup(app)
+    cases_api.setup_routes(app)
     return app

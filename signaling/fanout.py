@@ -9,7 +9,6 @@ miss is also state in Redis, sent again as a snapshot when it reconnects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -89,8 +88,8 @@ class Connection:
     async def stop(self) -> None:
         if self._writer is not None:
             self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+            # A send stuck on a half-closed socket must not hold the cleanup forever.
+            await asyncio.wait({self._writer}, timeout=1.0)
 
 
 class Connections:

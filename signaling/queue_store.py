@@ -147,12 +147,13 @@ return 1
 """
 
 # KEYS: ticket, waiting(item), terminal_ticket, counters, disconnected ; ARGV: ticket_id,
-# counter, terminal_id, only_if_absent_presence_key
+# counter, terminal_id, only_if_absent_presence_key, recheck_at
 _REMOVE_TICKET = """
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st or st == 'in_call' then return false end
 if ARGV[4] ~= '' and redis.call('EXISTS', ARGV[4]) == 1 then
-  redis.call('ZREM', KEYS[5], ARGV[3])
+  -- Still (or again) connected somewhere: look again after another grace period.
+  redis.call('ZADD', KEYS[5], 'XX', ARGV[5], ARGV[3])
   return false
 end
 local offer = redis.call('HGET', KEYS[1], 'offer_id') or ''
@@ -289,13 +290,18 @@ class QueueStore:
         tid = await self.r.get(keys.terminal_ticket(terminal_id))
         return await self.ticket(str(tid)) if tid else None
 
-    async def remove_ticket(self, t: Ticket, counter: str, unless_present: str = "") -> str | None:
-        """Drop a waiting ticket; returns its open offer id ('' if none), None if not removed."""
+    async def remove_ticket(self, t: Ticket, counter: str, unless_present: str = "",
+                            recheck_at: float = 0.0) -> str | None:
+        """Drop a waiting ticket; returns its open offer id ('' if none), None if not removed.
+
+        With `unless_present`, a terminal whose presence key exists keeps its ticket and is
+        looked at again at `recheck_at`.
+        """
         res = await self._remove_ticket(
             keys=[keys.ticket(t.ticket_id), keys.waiting(t.item_code),
                   keys.terminal_ticket(t.terminal_id), keys.counters(),
                   keys.disconnected_terminals()],
-            args=[t.ticket_id, counter, t.terminal_id, unless_present],
+            args=[t.ticket_id, counter, t.terminal_id, unless_present, repr(recheck_at)],
         )
         return None if res is None else str(res[0])
 

@@ -15,9 +15,9 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -90,6 +90,19 @@ class QueueService:
         self._handle_times: dict[str, list[float]] = {}
         self._dirty_items: set[str] = set()
         self._dirty = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run `coro` as a task this service keeps alive until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let spawned cleanups finish (bounded) before the connections close."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
 
     @staticmethod
     def now() -> float:
@@ -216,7 +229,8 @@ class QueueService:
 
     async def _drop_ticket(self, ticket: Ticket, reason: Literal["left", "abandoned"],
                            unless_present: str = "") -> bool:
-        offer_id = await self.store.remove_ticket(ticket, reason, unless_present)
+        offer_id = await self.store.remove_ticket(
+            ticket, reason, unless_present, self.now() + self.settings.terminal_grace_s)
         if offer_id is None:
             return False
         log.info("left queue", extra={"ticket": ticket.ticket_id, "reason": reason})

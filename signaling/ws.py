@@ -6,6 +6,7 @@ Each text frame is one JSON message validated by `core.messages`; anything wrong
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -16,11 +17,13 @@ from pydantic import ValidationError
 
 from core.messages import (
     CLERK_MESSAGES,
+    REVIEWER_MESSAGES,
     TERMINAL_MESSAGES,
     AcceptInvite,
     AcceptOffer,
     EndCall,
     ErrorMessage,
+    Hello,
     InviteClerk,
     JoinQueue,
     Pong,
@@ -31,7 +34,7 @@ from core.messages import (
 from signaling.appkeys import SETTINGS
 from signaling.auth import Session, current_session
 from signaling.errors import http_error
-from signaling.fanout import Connection, clerk_target, terminal_target
+from signaling.fanout import Connection
 from signaling.ratelimit import TokenBucket
 from signaling.service import SERVICE, ClientError, QueueService
 
@@ -49,7 +52,8 @@ async def _handle(svc: QueueService, session: Session, conn: Connection, raw: st
         conn.send_model(ErrorMessage(code=code, message=text))
         log.info("bad message", extra={"who": session.who, "code": code})
         return
-    allowed = TERMINAL_MESSAGES if session.role == "terminal" else CLERK_MESSAGES
+    allowed = {"terminal": TERMINAL_MESSAGES, "clerk": CLERK_MESSAGES}.get(
+        session.role, REVIEWER_MESSAGES)
     if msg.type not in allowed:
         conn.send_model(ErrorMessage(code="forbidden_type", message="当前身份不能发送这个消息",
                                      ref=msg.id))
@@ -105,17 +109,28 @@ def _validation_error(exc: ValidationError) -> tuple[str, str]:
     return "invalid_message", f"消息字段不正确：{fields}"
 
 
+async def _cleanup(svc: QueueService, session: Session, conn: Connection) -> None:
+    await conn.stop()
+    try:
+        if session.role == "terminal":
+            await svc.terminal_disconnected(session, conn)
+        elif session.role == "clerk":
+            await svc.clerk_disconnected(session, conn)
+    finally:
+        log.info("disconnected", extra={"who": session.who, "conn": conn.conn_id})
+
+
 async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     session = await current_session(request)
     if session is None:
         raise http_error(web.HTTPUnauthorized, "not_logged_in", "请先登录")
-    if session.role not in ("terminal", "clerk"):
-        raise http_error(web.HTTPForbidden, "forbidden", "只有终端和坐席可以连接")
+    if session.role not in ("terminal", "clerk", "reviewer"):
+        raise http_error(web.HTTPForbidden, "forbidden", "只有终端、坐席和审批人员可以连接")
     settings = request.app[SETTINGS]
     svc = request.app[SERVICE]
     ws = web.WebSocketResponse(heartbeat=5.0, max_msg_size=HARD_FRAME_LIMIT)
     await ws.prepare(request)
-    target = (terminal_target if session.role == "terminal" else clerk_target)(session.who)
+    target = f"{session.role}:{session.who}"
     conn = Connection(ws, secrets.token_hex(8), target)
     conn.start()
     svc.conns.add(conn)
@@ -125,8 +140,12 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     try:
         if session.role == "terminal":
             await svc.terminal_connected(session, conn)
-        else:
+        elif session.role == "clerk":
             await svc.clerk_connected(session, conn)
+        else:
+            conn.send_model(Hello(role="reviewer", who=session.who,
+                                  display_name=session.display_name,
+                                  node_id=settings.node_id))
         async for frame in ws:
             if frame.type == WSMsgType.TEXT:
                 if not bucket.allow(time.monotonic()):
@@ -152,12 +171,7 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
                                                    "error": repr(ws.exception())})
     finally:
         svc.conns.remove(conn)
-        await conn.stop()
-        try:
-            if session.role == "terminal":
-                await svc.terminal_disconnected(session, conn)
-            else:
-                await svc.clerk_disconnected(session, conn)
-        finally:
-            log.info("disconnected", extra={"who": session.who, "conn": conn.conn_id})
+        # aiohttp may cancel the handler when the peer vanishes; the cleanup (presence,
+        # grace period, pending offer) must still run, so it runs as its own task.
+        await asyncio.shield(svc.spawn(_cleanup(svc, session, conn)))
     return ws
