@@ -1,0 +1,349 @@
+"""Benchmark: routing latency and memory per idle websocket of one signaling node.
+
+Starts private Redis + PostgreSQL (migrated, seeded, plus the bench's own terminals and
+clerks), one signaling node (`python -m signaling`) and a process holding the applicants'
+terminal websockets. 2,000 applicants wait over the 20 demo items; 200 clerks (5 random
+items each) on real websockets take calls and free up at random: after a call they go
+not ready, then after a random pause send "ready". Reports p50 / p99 from sending
+"ready" to the offer arriving on the clerk's websocket. Then 5,000 idle terminal
+websockets are opened on the node and its RSS growth per connection is reported.
+Last line: JSON.
+
+    .venv/bin/python bench/routing.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+import psutil  # type: ignore[import-untyped]  # noqa: E402
+from sqlalchemy import insert  # noqa: E402
+
+from core import keys, records  # noqa: E402
+from core.catalogue import DEMO_ITEMS  # noqa: E402
+from core.credentials import hash_password, hash_token  # noqa: E402
+from core.localstack import free_port, private_servers  # noqa: E402
+from core.migrate import upgrade  # noqa: E402
+from core.seed import seed_demo  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from signaling.auth import COOKIE, Session  # noqa: E402
+
+ITEMS = [it.code for it in DEMO_ITEMS]
+GOAL_P99_MS = 20.0
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))] if s else float("nan")
+
+
+# --- terminals process ----------------------------------------------------------------
+
+
+async def hold_terminals(url: str, sids: list[str], join: bool) -> None:
+    """Connect every terminal (joining the queue if asked), say "ready", hold until stdin ends."""
+    raise_fd_limit()
+    conns: list[tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]] = []
+    gate = asyncio.Semaphore(20)  # the node's Redis pool (100) must not run dry
+    joined = 0
+
+    async def drain(ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for _ in ws:
+            pass
+
+    async def one(i: int, sid: str) -> None:
+        nonlocal joined
+        async with gate:
+            client = aiohttp.ClientSession(headers={"Cookie": f"{COOKIE}={sid}"})
+            ws = await client.ws_connect(f"{url}/ws", heartbeat=None, max_msg_size=0)
+            conns.append((client, ws))
+            await ws.receive()  # hello
+            if join:
+                await ws.send_str(json.dumps({"type": "join_queue",
+                                              "item_code": ITEMS[i % len(ITEMS)]}))
+                while json.loads((await ws.receive()).data)["type"] != "queue_status":
+                    pass
+                joined += 1
+
+    await asyncio.gather(*(one(i, s) for i, s in enumerate(sids)))
+    readers = [asyncio.create_task(drain(ws)) for _, ws in conns]
+    print(f"ready {len(conns)} {joined}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    for t in readers:
+        t.cancel()
+    for client, ws in conns:
+        await ws.close()
+        await client.close()
+
+
+# --- setup ----------------------------------------------------------------------------
+
+
+async def add_people(database_url: str, terminals: int, clerks: int,
+                     rng: random.Random) -> dict[str, list[str]]:
+    """Bulk-insert bench terminals and clerks; returns each clerk's items."""
+    skills = {f"bench-clerk-{i:03d}": sorted(rng.sample(ITEMS, 5)) for i in range(clerks)}
+    engine = records.make_engine(database_url)
+    pw = hash_password("bench-pass")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(insert(records.terminals), [
+                {"terminal_id": f"bench-t-{i:05d}", "name": f"测试终端{i}",
+                 "village": "江夏区测试村", "region_code": "420115",
+                 "token_hash": hash_token(f"bench-token-{i:05d}")}
+                for i in range(terminals)])
+            await conn.execute(insert(records.accounts), [
+                {"username": u, "display_name": f"测试坐席{u[-3:]}", "role": "clerk",
+                 "password_hash": pw, "region_code": "420115", "skills": s,
+                 "jurisdictions": ["42"], "review_groups": []}
+                for u, s in skills.items()])
+    finally:
+        await engine.dispose()
+    return skills
+
+
+async def sessions(redis_url: str, people: list[Session]) -> list[str]:
+    """Login sessions for the bench's people (logging in 7,000 times would measure argon2)."""
+    import redis.asyncio as aioredis
+
+    r = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    ttl = Settings.from_env({}).session_ttl_s
+    try:
+        sids = [secrets.token_urlsafe(32) for _ in people]
+        async with r.pipeline(transaction=False) as pipe:
+            for sid, p in zip(sids, people, strict=True):
+                pipe.set(keys.session(sid), p.model_dump_json(), ex=ttl)  # as open_session
+            await pipe.execute()
+        return sids
+    finally:
+        await r.aclose()
+
+
+def terminal_session(i: int) -> Session:
+    return Session(kind="terminal", who=f"bench-t-{i:05d}", role="terminal",
+                   display_name=f"测试终端{i}", region_code="420115", village="江夏区测试村")
+
+
+async def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+    async with aiohttp.ClientSession() as client:
+        for _ in range(300):
+            if proc.poll() is not None:
+                raise RuntimeError("signaling node exited early")
+            try:
+                async with client.get(f"{url}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("signaling node did not come up")
+
+
+def start_terminals(url: str, sids: list[str], join: bool, folder: Path) -> subprocess.Popen[str]:
+    path = folder / f"sids-{len(sids)}-{join}.json"
+    path.write_text(json.dumps(sids))
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--hold", str(path), "--url", url] + (["--join"] if join
+                                                                         else []),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("ready"):
+        raise RuntimeError(f"terminal holder failed: {line!r}")
+    print(f"terminals connected/joined: {line.split()[1:]}", flush=True)
+    return proc
+
+
+def stop_terminals(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.close()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# --- clerks ---------------------------------------------------------------------------
+
+
+async def clerk(url: str, sid: str, rng: random.Random, waits: list[float],
+                done: asyncio.Event, stats: dict[str, int]) -> None:
+    async with aiohttp.ClientSession(headers={"Cookie": f"{COOKIE}={sid}"}) as client:
+        ws = await client.ws_connect(f"{url}/ws", heartbeat=None)
+
+        async def next_of(*kinds: str, wait: float) -> dict[str, Any] | None:
+            try:
+                async with asyncio.timeout(wait):
+                    while True:
+                        msg: dict[str, Any] = json.loads((await ws.receive()).data)
+                        if msg["type"] == "error":
+                            stats["errors"] += 1
+                        if msg["type"] in kinds:
+                            return msg
+            except TimeoutError:
+                return None
+
+        await next_of("clerk_state", wait=10)
+        while not done.is_set():
+            sent = time.perf_counter()
+            await ws.send_str('{"type":"set_status","status":"ready"}')
+            offer = await next_of("offer", wait=3)
+            if offer is None:
+                stats["no_applicant"] += 1
+                break  # nobody left this clerk may take
+            waits.append((time.perf_counter() - sent) * 1000)
+            await ws.send_str(json.dumps({"type": "accept_offer",
+                                          "offer_id": offer["offer_id"]}))
+            call = await next_of("call_assigned", "error", wait=10)
+            if call is None or call["type"] != "call_assigned":
+                stats["accept_failed"] += 1
+                continue
+            stats["calls"] += 1
+            await asyncio.sleep(rng.uniform(0.05, 0.6))  # the call
+            await ws.send_str(json.dumps({"type": "end_call", "call_id": call["call_id"]}))
+            await ws.send_str('{"type":"set_status","status":"not_ready","reason":"整理"}')
+            await ws.send_str('{"type":"wrapup_done"}')
+            await next_of("clerk_state", wait=10)
+            await asyncio.sleep(rng.uniform(0.0, 0.4))  # frees up at random
+        await ws.close()
+
+
+async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: str
+              ) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    await seed_demo(pg_url)
+    skills = await add_people(pg_url, args.applicants + args.idle, args.clerks, rng)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": pg_url,
+           "LISTEN_HOST": "127.0.0.1", "LISTEN_PORT": str(port), "OFFER_TIMEOUT_S": "30",
+           "WRAPUP_S": "30", "TERMINAL_GRACE_S": "60"}
+    log = (folder / "signaling.log").open("wb")
+    node = subprocess.Popen([sys.executable, "-m", "signaling"], cwd=ROOT, env=env,  # noqa: ASYNC220
+                            stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=raise_fd_limit)
+    try:
+        await wait_healthy(url, node)
+        proc = psutil.Process(node.pid)
+        clerk_sids = await sessions(redis_url, [
+            Session(kind="staff", who=u, role="clerk", display_name=u,
+                    region_code="420115", skills=s, jurisdictions=["42"])
+            for u, s in skills.items()])
+        app_sids = await sessions(redis_url, [terminal_session(i)
+                                                  for i in range(args.applicants)])
+        t0 = time.perf_counter()
+        holder = start_terminals(url, app_sids, True, folder)
+        print(f"{args.applicants} applicants waiting after {time.perf_counter() - t0:.1f} s",
+              flush=True)
+        waits: list[float] = []
+        stats = {"calls": 0, "no_applicant": 0, "accept_failed": 0, "errors": 0}
+        done = asyncio.Event()
+        t0 = time.perf_counter()
+        cpu0 = proc.cpu_times()
+        tasks = [asyncio.create_task(clerk(url, sid, random.Random(rng.random()), waits,
+                                           done, stats))
+                 for sid in clerk_sids]
+        try:
+            async with asyncio.timeout(args.max_seconds):
+                await asyncio.gather(*tasks)
+        except TimeoutError:
+            done.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        elapsed = time.perf_counter() - t0
+        cpu1 = proc.cpu_times()
+        node_cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed
+        stop_terminals(holder)
+        p50, p99 = pct(waits, 50), pct(waits, 99)
+        print(f"routing: {len(waits)} offers, {stats['calls']} calls in {elapsed:.1f} s; "
+              f"ready->offer p50 {p50:.2f} ms, p90 {pct(waits, 90):.2f} ms, "
+              f"p99 {p99:.2f} ms, max {max(waits):.2f} ms; node CPU {node_cpu:.2f} cores; "
+              f"{stats}", flush=True)
+
+        await asyncio.sleep(2)
+        rss_before = proc.memory_info().rss
+        idle_sids = await sessions(redis_url, [
+            terminal_session(args.applicants + i) for i in range(args.idle)])
+        holder = start_terminals(url, idle_sids, False, folder)
+        await asyncio.sleep(2)
+        rss_after = proc.memory_info().rss
+        per_conn = (rss_after - rss_before) / args.idle
+        stop_terminals(holder)
+        print(f"memory: RSS {rss_before / 2**20:.1f} MiB -> {rss_after / 2**20:.1f} MiB "
+              f"with {args.idle} idle websockets: {per_conn / 1024:.1f} KiB each", flush=True)
+    except BaseException:
+        log.flush()
+        sys.stderr.write((folder / "signaling.log").read_text()[:3000])
+        raise
+    finally:
+        node.terminate()
+        try:
+            node.wait(10)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait()
+        log.close()
+    return {
+        "bench": "routing", "applicants": args.applicants, "items": len(ITEMS),
+        "clerks": args.clerks, "offers": len(waits), "calls": stats["calls"],
+        "ready_to_offer_p50_ms": round(p50, 2), "ready_to_offer_p99_ms": round(p99, 2),
+        "ready_to_offer_max_ms": round(max(waits), 2), "node_cpu_cores": round(node_cpu, 2),
+        "goal_p99_ms": GOAL_P99_MS, "goal_met": p99 < GOAL_P99_MS,
+        "idle_connections": args.idle, "rss_before_mib": round(rss_before / 2**20, 1),
+        "rss_after_mib": round(rss_after / 2**20, 1),
+        "kib_per_idle_connection": round(per_conn / 1024, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--applicants", type=int, default=2000)
+    ap.add_argument("--clerks", type=int, default=200)
+    ap.add_argument("--idle", type=int, default=5000)
+    ap.add_argument("--max-seconds", type=float, default=120)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--hold", help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--join", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.hold:
+        asyncio.run(hold_terminals(args.url, json.loads(Path(args.hold).read_text()), args.join))
+        return
+    raise_fd_limit()
+    folder = Path(tempfile.mkdtemp(prefix="bench-routing-"))
+    os.chmod(folder, 0o755)
+    try:
+        with private_servers(folder) as (redis_srv, pg):
+            upgrade(pg.url)
+            result = asyncio.run(run(args, folder, redis_srv.url, pg.url))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(json.dumps(result, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
