@@ -72,14 +72,13 @@ class Settings:
     node_id: str = field(default_factory=lambda: "node-" + secrets.token_hex(3))
     public_url: str = ""  # as browsers reach signaling; derived from host/port when empty
     # --- secrets ----------------------------------------------------------------------
-    session_secret: str = "dev-session-secret-change-me"
     join_token_secret: str = "dev-join-secret-change-me"
     cookie_secure: bool = False
     # --- queue and routing ------------------------------------------------------------
     offer_timeout_s: float = 20.0
     wrapup_s: float = 30.0
     terminal_grace_s: float = 30.0
-    clerk_presence_ttl_s: float = 10.0
+    clerk_presence_ttl_s: float = 8.0  # a dead clerk leaves routing within this + 1 s
     position_refresh_s: float = 10.0
     routing_strategy: Literal["longest_idle", "random"] = "longest_idle"
     default_handle_time_s: float = 300.0
@@ -155,7 +154,6 @@ class Settings:
             storage_root=_get(e, "STORAGE_ROOT", d.storage_root, Path),
             node_id=_get(e, "NODE_ID", d.node_id, str),
             public_url=_get(e, "PUBLIC_URL", d.public_url, str),
-            session_secret=_get(e, "SESSION_SECRET", d.session_secret, str),
             join_token_secret=_get(e, "JOIN_TOKEN_SECRET", d.join_token_secret, str),
             cookie_secure=_get(e, "COOKIE_SECURE", d.cookie_secure, _bool),
             offer_timeout_s=_get(e, "OFFER_TIMEOUT_S", d.offer_timeout_s, float),

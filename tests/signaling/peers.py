@@ -58,6 +58,7 @@ class Peer:
                     if frame.type != WSMsgType.TEXT:
                         return found
                     msg = json.loads(frame.data)
+                    self.seen.append(msg)
                     if msg["type"] == kind:
                         found.append(msg)
         except TimeoutError:
