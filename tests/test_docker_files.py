@@ -1,0 +1,126 @@
+"""docker/: the compose file passes only real settings, runs real modules, takes secrets from .env.
+
+There is no Docker engine here, so the files are checked as data against the code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKER = ROOT / "docker"
+APP_MODULES = {"signaling", "media", "approval", "core.migrate", "core.seed"}
+SECRETS = {"JOIN_TOKEN_SECRET", "MEDIA_TURN_SECRET"}
+
+
+def _compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DOCKER / "compose.yaml").read_text(encoding="utf-8"))
+    return data
+
+
+def _setting_names() -> set[str]:
+    text = (ROOT / "core" / "settings.py").read_text(encoding="utf-8")
+    return set(re.findall(r'_get\(\s*e,\s*"([A-Z0-9_]+)"', text))
+
+
+def _app_services() -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = _compose()["services"]
+    return {name: s for name, s in services.items()
+            if str(s.get("image", "")).startswith("vwindow:")}
+
+
+def _modules(command: str | list[str]) -> list[str]:
+    text = command if isinstance(command, str) else " ".join(command)
+    return re.findall(r"python -m ([a-z_.]+)", text)
+
+
+def _runnable(module: str) -> bool:
+    spec = importlib.util.find_spec(module)
+    if spec is None:
+        return False
+    if spec.submodule_search_locations is not None:  # a package runs its __main__
+        return importlib.util.find_spec(module + ".__main__") is not None
+    return spec.origin is not None and "__main__" in Path(spec.origin).read_text(encoding="utf-8")
+
+
+def test_settings_are_found_in_core_settings() -> None:
+    assert {"REDIS_URL", "DATABASE_URL", "MEDIA_ICE_HOSTS", "MEDIA_TURN_SECRET"} <= _setting_names()
+
+
+def test_app_services_pass_only_real_settings() -> None:
+    names = _setting_names()
+    services = _app_services()
+    assert {"migrate", "signaling-1", "signaling-2", "media", "approval"} <= set(services)
+    for name, service in services.items():
+        env = service.get("environment", {})
+        assert isinstance(env, dict), f"{name}: environment as a mapping"
+        unknown = set(env) - names
+        assert not unknown, f"{name} passes {sorted(unknown)}, which core/settings.py never reads"
+
+
+def test_app_services_run_existing_modules() -> None:
+    seen: set[str] = set()
+    for name, service in _app_services().items():
+        modules = _modules(service["command"])
+        assert modules, f"{name} runs no `python -m` module"
+        for module in modules:
+            assert module in APP_MODULES and _runnable(module), f"{name}: {module}"
+        seen |= set(modules)
+    assert seen == APP_MODULES
+
+
+def test_secrets_come_from_the_env_file() -> None:
+    for name, service in _app_services().items():
+        env = service["environment"]
+        for key in SECRETS & set(env):
+            assert str(env[key]).startswith("${"), f"{name}: {key} is written in the file"
+        for key in ("REDIS_URL", "DATABASE_URL"):
+            assert "${" in str(env[key]), f"{name}: {key} carries no password from .env"
+
+
+def test_every_variable_is_in_env_example_with_a_comment() -> None:
+    text = (DOCKER / "compose.yaml").read_text(encoding="utf-8")
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
+    lines = (DOCKER / ".env.example").read_text(encoding="utf-8").splitlines()
+    defined = {}
+    for i, line in enumerate(lines):
+        if m := re.match(r"^([A-Z0-9_]+)=", line):
+            defined[m.group(1)] = i > 0 and lines[i - 1].startswith("#")
+    assert used - set(defined) == set(), "variables missing from docker/.env.example"
+    assert all(defined.values()), "every variable in docker/.env.example has a comment"
+    assert set(defined) - used == set(), "docker/.env.example lists variables nobody uses"
+
+
+def test_media_worker_announces_the_lan_address_and_turn_shares_the_secret() -> None:
+    services = _compose()["services"]
+    media = services["media"]
+    assert media["network_mode"] == "host"
+    assert media["environment"]["MEDIA_ICE_HOSTS"] == "${SERVER_LAN_IP}"
+    turn = " ".join(services["coturn"]["command"])
+    assert "--use-auth-secret" in turn
+    assert "--static-auth-secret=${MEDIA_TURN_SECRET}" in turn
+    assert services["redis"]["command"][1:3] == ["--appendonly", "yes"]
+    assert services["postgres"]["image"].startswith("postgres:15")
+    assert "healthcheck" in services["postgres"]
+
+
+def test_dockerfile_copies_what_exists_and_installs_like_setup() -> None:
+    text = (DOCKER / "Dockerfile").read_text(encoding="utf-8")
+    assert text.startswith("#") and "FROM python:3.11-slim-bookworm" in text
+    for package in ("ffmpeg", "fonts-noto-cjk", "tesseract-ocr"):
+        assert package in text
+    assert "dlib-bin" in text and "--no-deps \"face-recognition" in text
+    for src in re.findall(r"^COPY (\S+) ", text, re.MULTILINE):
+        assert (ROOT / src).exists(), f"Dockerfile copies {src}, which does not exist"
+
+
+def test_nginx_proxies_pages_websocket_and_media() -> None:
+    text = (DOCKER / "nginx.conf").read_text(encoding="utf-8")
+    assert "location = /ws" in text and "Upgrade" in text
+    assert "location /media/" in text and "proxy_pass http://vwindow_media/;" in text
+    assert "location / {" in text
