@@ -130,7 +130,7 @@ class QueueStatus(BaseModel):
 class LeftQueue(BaseModel):
     type: Literal["left_queue"] = "left_queue"
     ticket_id: str
-    reason: Literal["left", "abandoned", "unknown_item", "no_eligible_clerks"]
+    reason: Literal["left", "abandoned"]
 
 
 class Offer(BaseModel):

@@ -13,7 +13,7 @@ from aiohttp import WSCloseCode, web
 from core.catalogue import search
 from core.records import make_engine
 from core.settings import ROOT, Settings
-from signaling import auth, calls, cases_api, figures
+from signaling import auth, calls, cases_api, figures, scans_api
 from signaling.appkeys import ENGINE, REDIS, SETTINGS
 from signaling.errors import http_error
 from signaling.service import SERVICE, QueueService
@@ -134,4 +134,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_static("/web/", Path(WEB_ROOT), follow_symlinks=False)
     calls.setup(app)
     cases_api.setup_routes(app)
+    scans_api.setup_routes(app)
     return app

@@ -1,0 +1,55 @@
+"""Scans as staff see them: always the watermarked copy, never the original file.
+
+Chinese practice asks that every stored or shown copy of an ID document says what it may
+be used for ("仅供办理××使用，他用无效"); the original stays under the storage root with its
+SHA-256 on record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import select
+
+from approval.tables import cases
+from media.records import scans
+from signaling.appkeys import ENGINE, SETTINGS
+from signaling.auth import require_session
+from signaling.errors import http_error
+from verify.watermark import make_copy
+
+FALLBACK_ITEM = "远程虚拟窗口政务服务"
+
+
+def _inside(root: Path, relative: str) -> Path | None:
+    path = (root / relative).resolve()
+    return path if path.is_relative_to(root.resolve()) else None
+
+
+async def scan_copy(request: web.Request) -> web.Response:
+    await require_session(request, "clerk", "reviewer", "qa", "admin")
+    scan_id = request.match_info["scan_id"]
+    async with request.app[ENGINE].connect() as conn:
+        row = (await conn.execute(select(scans).where(scans.c.scan_id == scan_id))
+               ).mappings().first()
+        item = await conn.scalar(
+            select(cases.c.item_name).where(cases.c.scans.contains([scan_id])).limit(1))
+    if row is None:
+        raise http_error(web.HTTPNotFound, "no_scan", "没有这份材料")
+    path = _inside(request.app[SETTINGS].storage_root, row["path"])
+    if path is None or not path.is_file():
+        raise http_error(web.HTTPGone, "scan_missing", "材料文件已不在存储中")
+    original = await asyncio.to_thread(path.read_bytes)
+    day = row["created_at"].astimezone(UTC).date() if row["created_at"] else \
+        datetime.now(UTC).date()
+    copy = await asyncio.to_thread(make_copy, original, item or FALLBACK_ITEM, day)
+    return web.Response(body=copy.jpeg, content_type="image/jpeg",
+                        headers={"Cache-Control": "private, no-store",
+                                 "X-Original-SHA256": copy.original_sha256})
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/api/scans/{scan_id}", scan_copy)
