@@ -24,11 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import calibrate_face
-
+from bench import calibrate_face
 from verify.face_config import FaceMatchConfig
 from verify.liveness import Challenge, LivenessSession, observe
 from verify.synth_id import RGB, live_frame, load_head
