@@ -17,4 +17,4 @@ lint: setup
 	.venv/bin/mypy core signaling media verify approval tests bench
 
 bench: setup
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/[a-z]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
