@@ -191,11 +191,20 @@ def stop_terminals(proc: subprocess.Popen[str]) -> None:
 # --- clerks ---------------------------------------------------------------------------
 
 
-async def clerk(url: str, sid: str, rng: random.Random, waits: list[float],
-                done: asyncio.Event, stats: dict[str, int]) -> None:
-    async with aiohttp.ClientSession(headers={"Cookie": f"{COOKIE}={sid}"}) as client:
+async def connect_clerk(url: str, sid: str, gate: asyncio.Semaphore
+                        ) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
+    async with gate:
+        client = aiohttp.ClientSession(headers={"Cookie": f"{COOKIE}={sid}"})
         ws = await client.ws_connect(f"{url}/ws", heartbeat=None)
+        while json.loads((await ws.receive()).data)["type"] != "clerk_state":
+            pass
+        return client, ws
 
+
+async def clerk(client: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse,
+                rng: random.Random, waits: list[float], done: asyncio.Event,
+                stats: dict[str, int]) -> None:
+    async with client:
         async def next_of(*kinds: str, wait: float) -> dict[str, Any] | None:
             try:
                 async with asyncio.timeout(wait):
@@ -203,12 +212,13 @@ async def clerk(url: str, sid: str, rng: random.Random, waits: list[float],
                         msg: dict[str, Any] = json.loads((await ws.receive()).data)
                         if msg["type"] == "error":
                             stats["errors"] += 1
+                            code = f"error_{msg['code']}"
+                            stats[code] = stats.get(code, 0) + 1
                         if msg["type"] in kinds:
                             return msg
             except TimeoutError:
                 return None
 
-        await next_of("clerk_state", wait=10)
         while not done.is_set():
             sent = time.perf_counter()
             await ws.send_str('{"type":"set_status","status":"ready"}')
@@ -244,12 +254,25 @@ async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: st
            "LISTEN_HOST": "127.0.0.1", "LISTEN_PORT": str(port), "OFFER_TIMEOUT_S": "30",
            "WRAPUP_S": "30", "TERMINAL_GRACE_S": "60"}
     log = (folder / "signaling.log").open("wb")
-    node = subprocess.Popen([sys.executable, "-m", "signaling"], cwd=ROOT, env=env,  # noqa: ASYNC220
-                            stdout=log, stderr=subprocess.STDOUT,
+    profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+    node = subprocess.Popen([sys.executable, *profile, "-m", "signaling"],  # noqa: ASYNC220
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             preexec_fn=raise_fd_limit)
     try:
         await wait_healthy(url, node)
         proc = psutil.Process(node.pid)
+        await asyncio.sleep(1)  # a fresh node: nothing freed yet to be reused
+        rss_before = proc.memory_info().rss
+        idle_sids = await sessions(redis_url, [
+            terminal_session(args.applicants + i) for i in range(args.idle)])
+        holder = start_terminals(url, idle_sids, False, folder)
+        await asyncio.sleep(2)
+        rss_after = proc.memory_info().rss
+        per_conn = (rss_after - rss_before) / args.idle
+        stop_terminals(holder)
+        await asyncio.sleep(3)  # let the node finish 5,000 disconnects before the next phase
+        print(f"memory: RSS {rss_before / 2**20:.1f} MiB -> {rss_after / 2**20:.1f} MiB "
+              f"with {args.idle} idle websockets: {per_conn / 1024:.1f} KiB each", flush=True)
         clerk_sids = await sessions(redis_url, [
             Session(kind="staff", who=u, role="clerk", display_name=u,
                     region_code="420115", skills=s, jurisdictions=["42"])
@@ -263,11 +286,13 @@ async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: st
         waits: list[float] = []
         stats = {"calls": 0, "no_applicant": 0, "accept_failed": 0, "errors": 0}
         done = asyncio.Event()
+        gate = asyncio.Semaphore(20)  # the node's Redis pool (100) must not run dry
+        conns = await asyncio.gather(*(connect_clerk(url, sid, gate) for sid in clerk_sids))
         t0 = time.perf_counter()
         cpu0 = proc.cpu_times()
-        tasks = [asyncio.create_task(clerk(url, sid, random.Random(rng.random()), waits,
-                                           done, stats))
-                 for sid in clerk_sids]
+        tasks = [asyncio.create_task(clerk(c, ws, random.Random(rng.random()), waits, done,
+                                           stats))
+                 for c, ws in conns]
         try:
             async with asyncio.timeout(args.max_seconds):
                 await asyncio.gather(*tasks)
@@ -284,20 +309,11 @@ async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: st
               f"p99 {p99:.2f} ms, max {max(waits):.2f} ms; node CPU {node_cpu:.2f} cores; "
               f"{stats}", flush=True)
 
-        await asyncio.sleep(2)
-        rss_before = proc.memory_info().rss
-        idle_sids = await sessions(redis_url, [
-            terminal_session(args.applicants + i) for i in range(args.idle)])
-        holder = start_terminals(url, idle_sids, False, folder)
-        await asyncio.sleep(2)
-        rss_after = proc.memory_info().rss
-        per_conn = (rss_after - rss_before) / args.idle
-        stop_terminals(holder)
-        print(f"memory: RSS {rss_before / 2**20:.1f} MiB -> {rss_after / 2**20:.1f} MiB "
-              f"with {args.idle} idle websockets: {per_conn / 1024:.1f} KiB each", flush=True)
     except BaseException:
         log.flush()
-        sys.stderr.write((folder / "signaling.log").read_text()[:3000])
+        errors = [ln for ln in (folder / "signaling.log").read_text().splitlines()
+                  if '"level": "error"' in ln or "Error" in ln]
+        sys.stderr.write("\n".join(errors[:5]) + "\n")
         raise
     finally:
         node.terminate()
@@ -326,6 +342,7 @@ def main() -> None:
     ap.add_argument("--idle", type=int, default=5000)
     ap.add_argument("--max-seconds", type=float, default=120)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--profile", help="write a cProfile of the signaling node to this file")
     ap.add_argument("--hold", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--join", action="store_true", help=argparse.SUPPRESS)

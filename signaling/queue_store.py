@@ -286,6 +286,14 @@ class QueueStore:
         h = str_map(await self.r.hgetall(keys.ticket(ticket_id)))
         return Ticket.from_hash(h) if h else None
 
+    async def tickets(self, ticket_ids: Sequence[str]) -> list[Ticket | None]:
+        """Several tickets in one round trip (None where gone)."""
+        async with self.r.pipeline(transaction=False) as pipe:
+            for tid in ticket_ids:
+                pipe.hgetall(keys.ticket(tid))
+            rows = await pipe.execute()
+        return [Ticket.from_hash(str_map(h)) if h else None for h in rows]
+
     async def ticket_of_terminal(self, terminal_id: str) -> Ticket | None:
         tid = await self.r.get(keys.terminal_ticket(terminal_id))
         return await self.ticket(str(tid)) if tid else None

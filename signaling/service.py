@@ -595,7 +595,7 @@ class QueueService:
                  if items is None or lt.item_code in items]
         if not local:
             return
-        tickets = [await self.store.ticket(lt.ticket_id) for _, lt in local]
+        tickets = await self.store.tickets([lt.ticket_id for _, lt in local])
         present = [t for t in tickets if t is not None and t.state in ("waiting", "offered")]
         for (tid, _), t in zip(local, tickets, strict=True):
             if t is None or t.state not in ("waiting", "offered"):
