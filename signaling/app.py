@@ -93,9 +93,12 @@ async def _index(request: web.Request) -> web.StreamResponse:
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    app[REDIS] = aioredis.Redis.from_url(settings.redis_url, decode_responses=True,
-                                         socket_timeout=10, socket_connect_timeout=5,
-                                         health_check_interval=15)
+    # A blocking pool waits (bounded) for a free connection under a burst instead of
+    # failing the request, as redis-py's default pool does when it runs out.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, decode_responses=True, max_connections=512, timeout=10,
+        socket_timeout=10, socket_connect_timeout=5, health_check_interval=15)
+    app[REDIS] = aioredis.Redis(connection_pool=pool)
     app[ENGINE] = make_engine(settings.database_url)
     svc = QueueService(settings, app[REDIS], app[ENGINE], app)
     app[SERVICE] = svc

@@ -44,6 +44,29 @@ redis.call('HINCRBY', KEYS[6], 'offers_made', 1)
 return 1
 """
 
+# The first still-waiting ticket of a clerk's candidates, reserved in one step: clerks
+# freeing up together then take different applicants instead of racing for the head.
+# KEYS: clerk, clerks_ready, offer, offers_expiry, counters, ticket_1..ticket_n
+# ARGV: offer_id, username, now, expires_at, ticket_id_1..ticket_id_n
+_RESERVE_FIRST = """
+local st = redis.call('HMGET', KEYS[1], 'status', 'state')
+if st[1] ~= 'ready' or st[2] ~= 'idle' then return -1 end
+for i = 6, #KEYS do
+  if redis.call('HGET', KEYS[i], 'state') == 'waiting' then
+    local tid = ARGV[i - 1]
+    redis.call('HSET', KEYS[i], 'state', 'offered', 'offer_id', ARGV[1])
+    redis.call('HSET', KEYS[1], 'state', 'offered', 'offer_id', ARGV[1])
+    redis.call('ZREM', KEYS[2], ARGV[2])
+    redis.call('HSET', KEYS[3], 'offer_id', ARGV[1], 'clerk', ARGV[2], 'ticket_id', tid,
+               'created_at', ARGV[3], 'expires_at', ARGV[4])
+    redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+    redis.call('HINCRBY', KEYS[5], 'offers_made', 1)
+    return i - 5
+  end
+end
+return 0
+"""
+
 # KEYS: offer, offers_expiry, ticket, clerk, waiting(item), terminal_ticket, call, counters
 _ACCEPT = """
 local o = redis.call('HMGET', KEYS[1], 'clerk', 'ticket_id', 'expires_at')
@@ -252,6 +275,7 @@ class QueueStore:
         self.r = redis
         self._join = redis.register_script(_JOIN)
         self._reserve = redis.register_script(_RESERVE)
+        self._reserve_first = redis.register_script(_RESERVE_FIRST)
         self._accept = redis.register_script(_ACCEPT)
         self._release = redis.register_script(_RELEASE)
         self._set_status = redis.register_script(_SET_STATUS)
@@ -394,6 +418,19 @@ class QueueStore:
             keys=[keys.ticket(ticket.ticket_id), keys.clerk(username), keys.clerks_ready(),
                   keys.offer(offer_id), keys.offers_expiry(), keys.counters()],
             args=[offer_id, username, ticket.ticket_id, repr(now), repr(expires_at)]))
+
+    async def reserve_first(self, candidates: Sequence[Ticket], username: str, offer_id: str,
+                            now: float, expires_at: float) -> Ticket | int | None:
+        """The candidate reserved for the clerk; None if all were taken; -1 clerk not free."""
+        result = int(await self._reserve_first(
+            keys=[keys.clerk(username), keys.clerks_ready(), keys.offer(offer_id),
+                  keys.offers_expiry(), keys.counters(),
+                  *(keys.ticket(t.ticket_id) for t in candidates)],
+            args=[offer_id, username, repr(now), repr(expires_at),
+                  *(t.ticket_id for t in candidates)]))
+        if result == -1:
+            return -1
+        return candidates[result - 1] if result > 0 else None
 
     async def offer(self, offer_id: str) -> OfferRecord | None:
         h = str_map(await self.r.hgetall(keys.offer(offer_id)))

@@ -73,21 +73,25 @@ def pick_clerk(
     return min(eligible, key=lambda c: (c.idle_since, c.username))
 
 
+def eligible_in_order(
+    clerk: ClerkCandidate,
+    waiting: Iterable[WaitingApplicant],
+    item_clerk_regions: Mapping[str, Sequence[str]],
+) -> list[WaitingApplicant]:
+    """Eligible applicants not already offered, in (priority, arrival) order."""
+    eligible = [a for a in waiting if not a.offered
+                and is_eligible(a, clerk, item_clerk_regions.get(a.item_code, ()))]
+    return sorted(eligible, key=lambda a: queue_score(a.priority, a.enqueued_at))
+
+
 def pick_applicant(
     clerk: ClerkCandidate,
     waiting: Iterable[WaitingApplicant],
     item_clerk_regions: Mapping[str, Sequence[str]],
 ) -> WaitingApplicant | None:
     """The first eligible applicant not already offered, in (priority, arrival) order."""
-    best: WaitingApplicant | None = None
-    for a in waiting:
-        if a.offered or not is_eligible(a, clerk, item_clerk_regions.get(a.item_code, ())):
-            continue
-        if best is None or queue_score(a.priority, a.enqueued_at) < queue_score(
-            best.priority, best.enqueued_at
-        ):
-            best = a
-    return best
+    ordered = eligible_in_order(clerk, waiting, item_clerk_regions)
+    return ordered[0] if ordered else None
 
 
 def plan_offers(

@@ -44,14 +44,19 @@ from core.settings import Settings
 from signaling import calls, fanout
 from signaling.auth import Session
 from signaling.fanout import Connection, Connections, clerk_target, terminal_target
-from signaling.queue_store import ClerkRecord, OfferRecord, QueueStore, Ticket, str_map, strs
-from signaling.routing import estimate_wait, pick_applicant, pick_clerk
+from signaling.queue_store import ClerkRecord, OfferRecord, QueueStore, Ticket, strs
+from signaling.routing import eligible_in_order, estimate_wait, pick_clerk
 
 log = logging.getLogger("signaling.service")
 
 SWEEP_INTERVAL_S = 0.2
-HEADS_PAGE = 16  # tickets read per item queue when looking for a clerk's next applicant
+# Tickets read per item queue when looking for a clerk's next applicant: the head is
+# usually eligible, so the first read is small and later ones larger.
+FIRST_PAGE = 4
+HEADS_PAGE = 32
+CANDIDATES = 8  # applicants offered to one reservation attempt, first still waiting wins
 MAX_PAGES = 64
+POSITIONS_SLICE = 100  # waiting terminals updated per Redis round trip
 RACE_RETRIES = 4
 
 
@@ -462,12 +467,15 @@ class QueueService:
         expires = now + self.settings.offer_timeout_s
         result = await self.store.reserve(ticket, username, offer_id, now, expires)
         if result == 1:
-            log.info("offer made", extra={"offer": offer_id, "clerk": username,
-                                          "ticket": ticket.ticket_id})
-            offer = OfferRecord(offer_id, username, ticket.ticket_id, now, expires)
-            await self.to_clerk(username, self.offer_message(offer, ticket))
-            await self.push_clerk_state(username)
+            await self._announce_offer(OfferRecord(offer_id, username, ticket.ticket_id, now,
+                                                   expires), ticket)
         return result
+
+    async def _announce_offer(self, offer: OfferRecord, ticket: Ticket) -> None:
+        log.info("offer made", extra={"offer": offer.offer_id, "clerk": offer.clerk,
+                                      "ticket": ticket.ticket_id})
+        await self.to_clerk(offer.clerk, self.offer_message(offer, ticket))
+        await self.push_clerk_state(offer.clerk)
 
     async def dispatch_for_ticket(self, ticket: Ticket) -> None:
         """Offer a newly free applicant to the eligible idle clerk the strategy picks."""
@@ -495,37 +503,41 @@ class QueueService:
             clerk = await self.store.clerk(username)
             if clerk is None or clerk.status != "ready" or clerk.state != "idle":
                 return
-            ticket = await self._next_applicant(clerk)
-            if ticket is None:
+            candidates = await self._candidates(clerk)
+            if not candidates:
                 return
-            result = await self._offer(ticket, username)
-            if result != 0:
+            offer_id, now = _new_id("of"), self.now()
+            expires = now + self.settings.offer_timeout_s
+            got = await self.store.reserve_first(candidates, username, offer_id, now, expires)
+            if isinstance(got, Ticket):
+                await self._announce_offer(OfferRecord(offer_id, username, got.ticket_id, now,
+                                                       expires), got)
                 return
+            if got == -1:
+                return  # the clerk is no longer free
 
-    async def _next_applicant(self, clerk: ClerkRecord) -> Ticket | None:
+    async def _candidates(self, clerk: ClerkRecord) -> list[Ticket]:
+        """The clerk's next eligible applicants in queue order (a few, for reserve_first)."""
         regions = self._item_regions()
         items = [i for i in sorted(clerk.skills) if i in self.items]
         cand = clerk.candidate()
-        for page in range(MAX_PAGES):
+        start, size = 0, FIRST_PAGE
+        for _ in range(MAX_PAGES):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for i in items:
-                    pipe.zrange(keys.waiting(i), page * HEADS_PAGE, (page + 1) * HEADS_PAGE - 1)
+                    pipe.zrange(keys.waiting(i), start, start + size - 1)
                 heads = [strs(chunk) for chunk in await pipe.execute()]
-            ids = [tid for chunk in heads for tid in chunk]
-            if not ids:
-                return None
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for tid in ids:
-                    pipe.hgetall(keys.ticket(tid))
-                rows = await pipe.execute()
-            tickets = {t.ticket_id: t for t in (Ticket.from_hash(str_map(h)) for h in rows if h)}
-            best = pick_applicant(cand, (t.applicant() for t in tickets.values()), regions)
-            if best is not None:
-                return tickets[best.ticket_id]
-            items = [i for i, chunk in zip(items, heads, strict=True) if len(chunk) == HEADS_PAGE]
+            tickets = {t.ticket_id: t for t in await self.store.tickets(
+                [tid for chunk in heads for tid in chunk]) if t is not None}
+            ordered = eligible_in_order(cand, (t.applicant() for t in tickets.values()),
+                                        regions)
+            if ordered:
+                return [tickets[a.ticket_id] for a in ordered[:CANDIDATES]]
+            items = [i for i, chunk in zip(items, heads, strict=True) if len(chunk) == size]
             if not items:
-                return None
-        return None
+                return []
+            start, size = start + size, HEADS_PAGE
+        return []
 
     # --- background loops ------------------------------------------------------------
 
@@ -593,13 +605,18 @@ class QueueService:
         """Send each local waiting terminal (of `items`, or all) its place and estimated wait."""
         local = [(tid, lt) for tid, lt in self.waiting_here.items()
                  if items is None or lt.item_code in items]
-        if not local:
-            return
+        # In slices, so thousands of waiting terminals never stall the loop in one go.
+        for start in range(0, len(local), POSITIONS_SLICE):
+            await self._push_slice(local[start:start + POSITIONS_SLICE])
+
+    async def _push_slice(self, local: list[tuple[str, LocalTerminal]]) -> None:
         tickets = await self.store.tickets([lt.ticket_id for _, lt in local])
         present = [t for t in tickets if t is not None and t.state in ("waiting", "offered")]
         for (tid, _), t in zip(local, tickets, strict=True):
             if t is None or t.state not in ("waiting", "offered"):
                 self.waiting_here.pop(tid, None)
+        if not present:
+            return
         for t, (position, total) in zip(present, await self.store.positions(present),
                                         strict=True):
             if position is None:

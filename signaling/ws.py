@@ -42,6 +42,7 @@ log = logging.getLogger("signaling.ws")
 
 HARD_FRAME_LIMIT = 1024 * 1024  # beyond this aiohttp closes the socket (1009)
 ABUSE_LIMIT = 200  # dropped messages before a flooding client is disconnected
+SLOW_INTENT_S = 0.25  # intents slower than this are logged
 
 
 async def _handle(svc: QueueService, session: Session, conn: Connection, raw: str) -> None:
@@ -59,8 +60,13 @@ async def _handle(svc: QueueService, session: Session, conn: Connection, raw: st
                                      ref=msg.id))
         log.info("message not allowed for role", extra={"who": session.who, "type": msg.type})
         return
+    started = time.monotonic()
     try:
         await _dispatch(svc, session, conn, msg)
+        took = time.monotonic() - started
+        if took > SLOW_INTENT_S:
+            log.warning("slow intent", extra={"who": session.who, "type": msg.type,
+                                              "ms": round(took * 1000)})
     except ClientError as exc:
         conn.send_model(ErrorMessage(code=exc.code, message=exc.message, ref=msg.id))
         log.info("intent refused", extra={"who": session.who, "code": exc.code})
