@@ -11,7 +11,6 @@ from aiohttp.test_utils import TestServer
 from core.settings import Settings
 from signaling.app import create_app
 from tests.signaling.peers import (
-    PARTNER,
     VILLAGE,
     VILLAGE2,
     connect_clerk,
