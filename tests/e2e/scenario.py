@@ -108,7 +108,12 @@ class Scenario:
         clerk_ready(clerk)
         wait_offer(clerk)
         clerk.wait_for_selector("#offer:not([hidden])")
-        r["countdown_shown"] = clerk.inner_text("#offer-count")
+        # The countdown is drawn by a 250 ms timer: read it once it has drawn.
+        for _ in range(40):
+            r["countdown_shown"] = clerk.inner_text("#offer-count").strip()
+            if r["countdown_shown"]:
+                break
+            clerk.wait_for_timeout(100)
         clerk.wait_for_selector("#offer", state="hidden",
                                 timeout=(self.stack.offer_timeout_s + 10) * 1000)
         wait_until("timeout notice", lambda: "超时" in clerk.inner_text("#error"))
