@@ -47,7 +47,7 @@ CODE_ROWS = 16
 
 def _peer_tracks() -> tuple[Any, Any]:
     from aiortc import MediaStreamTrack
-    from av import AudioFrame, VideoFrame
+    from av import VideoFrame
 
     class CodedVideo(MediaStreamTrack):
         kind = "video"
@@ -76,29 +76,9 @@ def _peer_tracks() -> tuple[Any, Any]:
             self._n += 1
             return frame
 
-    class Tone(MediaStreamTrack):
-        kind = "audio"
+    from tests.media.peers import ToneTrack  # the same paced sine tone the tests send
 
-        def __init__(self, hz: float) -> None:
-            super().__init__()
-            self._hz = hz
-            self._start: float | None = None
-            self._samples = 0
-
-        async def recv(self) -> AudioFrame:
-            if self._start is None:
-                self._start = time.time()
-            await asyncio.sleep(max(0.0, self._start + self._samples / 48000 - time.time()))
-            t = (np.arange(960) + self._samples) / 48000
-            pcm = (np.sin(2 * np.pi * self._hz * t) * 8000).astype(np.int16)
-            frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate = 48000
-            frame.pts = self._samples
-            frame.time_base = fractions.Fraction(1, 48000)
-            self._samples += 960
-            return frame
-
-    return CodedVideo, Tone
+    return CodedVideo, ToneTrack
 
 
 def _decode_stamp(frame: Any) -> int:

@@ -105,11 +105,6 @@ def session(session_id: str) -> str:
     return f"{PREFIX}session:{session_id}"
 
 
-def rate(conn_id: str) -> str:
-    """Unused: rate limits are per connection in memory (kept here so nobody reuses it)."""
-    return f"{PREFIX}rate:{conn_id}"
-
-
 # --- media (calls) ----------------------------------------------------------------------
 # MEDIA-KEYS (the calls issue adds its keys here)
 

@@ -359,9 +359,6 @@ class QueueStore:
             for i in range(0, len(res), 2)
         ]
 
-    async def waiting_items(self) -> list[str]:
-        return sorted(strs(await self.r.smembers(keys.waiting_items())))
-
     # --- clerks ----------------------------------------------------------------------
 
     async def upsert_clerk(self, username: str, display_name: str, skills: Sequence[str],

@@ -127,7 +127,3 @@ def estimate_wait(
     times = sorted(recent_handle_times)
     handle = times[len(times) // 2] if times else default_s
     return round(position * handle / max(staffed_clerks, 1))
-
-
-def is_due(deadline: float, now: float) -> bool:
-    return now >= deadline
