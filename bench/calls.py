@@ -1,13 +1,16 @@
 """Benchmark: N concurrent two-party calls on one media worker process, recording on.
 
 Starts private Redis + PostgreSQL, one worker (`python -m media`) and, per call, one peer
-process holding that call's terminal (two 640x480 30 fps videos + audio) and clerk (one
-video + audio). Every sent frame carries its send time as a binary code in the top rows,
-so the peer process measures frame latency on one clock. Reports per N: worker CPU per
-call, delivered fps per video track, latency, recording fps and drops; the largest N per
-core at which every track keeps >= 25 fps and the recording >= 15 fps. Last line: JSON.
+process holding that call's terminal (two 640x480 30 fps VP8 videos at 800 kbit/s + Opus
+audio) and clerk (one video + audio). The peers replay pre-encoded clips whose frames carry
+their index in the top rows; the peer process notes when it sent each index and measures
+frame latency on one clock. With two or more cores the worker runs alone on CPU 0 and
+everything else on the others, so "calls per core" is the worker's own. Reports per N:
+worker CPU per call, delivered fps per video track, latency, recording fps and drops; the
+largest N per worker core at which every track keeps >= 25 fps and the recording >= 15
+fps. Last line: JSON.
 
-    .venv/bin/python bench/calls.py --calls 1,2,3 --seconds 12
+    .venv/bin/python bench/calls.py --calls 1,2,3,4 --seconds 10
 """
 
 from __future__ import annotations
@@ -38,51 +41,88 @@ from core.migrate import upgrade  # noqa: E402
 
 SECRET = "bench-join-secret"
 WIDTH, HEIGHT, FPS = 640, 480, 30
-BITS, BLOCK = 24, 26  # send time in ms (mod 2^24) as 24 blocks of 26 px in the top rows
-CODE_ROWS = 16
+CLIP_FRAMES, KEY_EVERY = 60, 30  # a 2 s loop with a key frame each second
+BITRATE = 800_000  # a webcam picture at the browser's usual rate, not a tiny solid colour
+BITS, BLOCK, CODE_ROWS = 6, 48, 32  # the frame's index in the loop, in big blocks on top
 
 
 # --- peer process --------------------------------------------------------------------
 
 
+def _encode_clip(seed: int) -> list[bytes]:
+    """A 2 s loop of 640x480 VP8: moving texture, the frame index drawn on top.
+
+    The peers send these encoded frames as they are, as a browser sends what its hardware
+    or encoder made: the peer processes then cost little CPU, so what the bench measures
+    is the worker, not the peers' encoders competing for the same two cores.
+    """
+    import av
+
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    # Blobs and edges at several scales, like a room behind a face, panning 8 px a frame.
+    noise = rng.integers(0, 256, (HEIGHT, WIDTH * 2), dtype=np.uint8)
+    texture = np.asarray(cv2.GaussianBlur(noise, (0, 0), 1.2) * 0.8
+                         + cv2.GaussianBlur(noise, (0, 0), 12) * 2.0 - 128, dtype=np.float32)
+    texture = np.clip(texture, 0, 255).astype(np.uint8)
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    codec.bit_rate = BITRATE
+    codec.qmin, codec.qmax = 2, 56  # as aiortc's and the browsers' real-time encoders
+    codec.gop_size = KEY_EVERY
+    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
+                     "minrate": str(BITRATE), "maxrate": str(BITRATE),
+                     "bufsize": str(BITRATE)}
+    out: list[bytes] = []
+    for n in range(CLIP_FRAMES):
+        plane = np.full((HEIGHT * 3 // 2, WIDTH), 128, dtype=np.uint8)
+        plane[:HEIGHT] = texture[:, n * 8 : n * 8 + WIDTH]
+        for bit in range(BITS):
+            plane[:CODE_ROWS, bit * BLOCK : (bit + 1) * BLOCK] = 255 if n >> bit & 1 else 0
+        frame = av.VideoFrame.from_ndarray(plane, format="yuv420p")
+        frame.pts = n
+        frame.pict_type = (av.video.frame.PictureType.I if n % KEY_EVERY == 0
+                           else av.video.frame.PictureType.NONE)
+        out.append(b"".join(bytes(p) for p in codec.encode(frame)))
+    return out
+
+
 def _peer_tracks() -> tuple[Any, Any]:
     from aiortc import MediaStreamTrack
-    from av import VideoFrame
+    from av.packet import Packet
 
-    class CodedVideo(MediaStreamTrack):
+    class ClipVideo(MediaStreamTrack):
+        """Paced 30 fps replay of an encoded clip; notes when each index was sent."""
+
         kind = "video"
 
-        def __init__(self, luma: int) -> None:
+        def __init__(self, clip: list[bytes]) -> None:
             super().__init__()
-            self._base = np.full((HEIGHT * 3 // 2, WIDTH), 128, dtype=np.uint8)
-            self._base[:HEIGHT] = luma
+            self._clip = clip
             self._start: float | None = None
             self._n = 0
+            self.sent_at = [0.0] * len(clip)
 
-        async def recv(self) -> VideoFrame:
+        async def recv(self) -> Packet:
             if self._start is None:
                 self._start = time.time()
             await asyncio.sleep(max(0.0, self._start + self._n / FPS - time.time()))
-            plane = self._base.copy()
-            stamp = int(time.time() * 1000) % (1 << BITS)
-            for bit in range(BITS):
-                if stamp >> bit & 1:
-                    plane[:CODE_ROWS, bit * BLOCK : (bit + 1) * BLOCK] = 255
-                else:
-                    plane[:CODE_ROWS, bit * BLOCK : (bit + 1) * BLOCK] = 0
-            frame = VideoFrame.from_ndarray(plane, format="yuv420p")
-            frame.pts = self._n * 90000 // FPS
-            frame.time_base = fractions.Fraction(1, 90000)
+            index = self._n % len(self._clip)
+            packet = Packet(self._clip[index])
+            packet.pts = self._n * 90000 // FPS
+            packet.time_base = fractions.Fraction(1, 90000)
+            self.sent_at[index] = time.time()
             self._n += 1
-            return frame
+            return packet
 
     from tests.media.peers import ToneTrack  # the same paced sine tone the tests send
 
-    return CodedVideo, ToneTrack
+    return ClipVideo, ToneTrack
 
 
-def _decode_stamp(frame: Any) -> int:
-    y = frame.to_ndarray(format="gray")[: CODE_ROWS, : BITS * BLOCK]
+def _decode_index(frame: Any) -> int:
+    y = frame.to_ndarray(format="gray")[:CODE_ROWS, : BITS * BLOCK]
     centres = y[CODE_ROWS // 2, BLOCK // 2 :: BLOCK][:BITS]
     return int(sum(1 << i for i, v in enumerate(centres) if v > 128))
 
@@ -94,7 +134,9 @@ async def _peer_main(url: str, call_id: str, seconds: float, warmup: float) -> d
     from media.ice import announce_host_addresses, rtc_configuration
 
     announce_host_addresses(["127.0.0.1"])
-    coded_video, tone = _peer_tracks()
+    clip_video, tone = _peer_tracks()
+    clips = [_encode_clip(seed) for seed in range(3)]
+    sources: dict[str, Any] = {}  # receiving track name -> the sending track
     measure_from = time.time() + warmup
     stats: dict[str, dict[str, Any]] = {}
 
@@ -108,10 +150,11 @@ async def _peer_main(url: str, call_id: str, seconds: float, warmup: float) -> d
                     continue
                 s["frames"] += 1
                 if track.kind == "video" and s["frames"] % 3 == 0:
-                    sent = _decode_stamp(frame)
-                    lag = (int(now * 1000) - sent) % (1 << BITS)
-                    if lag < 5000:
-                        s["latency_ms"].append(lag)
+                    index = _decode_index(frame)
+                    if index < CLIP_FRAMES:
+                        lag = (now - sources[name].sent_at[index]) * 1000
+                        if 0 <= lag < 2000:  # within the loop: the latest send of it
+                            s["latency_ms"].append(lag)
         except MediaStreamError:
             pass
 
@@ -133,11 +176,13 @@ async def _peer_main(url: str, call_id: str, seconds: float, warmup: float) -> d
         return pc
 
     tasks: list[asyncio.Task[None]] = []
-    terminal = await join("terminal", [("video", coded_video(80), True),
-                                       ("video", coded_video(160), False),
+    face, document, camera = (clip_video(clip) for clip in clips)
+    sources.update({"clerk<-terminal.face": face, "clerk<-terminal.document": document,
+                    "terminal<-clerk.camera": camera})
+    terminal = await join("terminal", [("video", face, True), ("video", document, False),
                                        ("audio", tone(440), True)],
                           ["terminal<-clerk.camera", "", "terminal<-clerk.mic"])
-    clerk = await join("clerk", [("video", coded_video(200), True), ("video", None, True),
+    clerk = await join("clerk", [("video", camera, True), ("video", None, True),
                                  ("audio", tone(1000), True)],
                        ["clerk<-terminal.face", "clerk<-terminal.document",
                         "clerk<-terminal.mic"])
@@ -191,11 +236,14 @@ async def _run_n(url: str, worker: Any, n: int, seconds: float, warmup: float) -
             stdout=subprocess.PIPE, cwd=str(ROOT))
         for call_id in call_ids
     ]
+    peers = [psutil.Process(p.pid) for p in procs]
     await asyncio.sleep(warmup + 1.0)
     cpu0, t0 = worker.cpu_times(), time.monotonic()
+    peers0 = sum(sum(p.cpu_times()[:2]) for p in peers)
     health0 = await _get_health(url)
     await asyncio.sleep(seconds - 2.0)
     cpu1, t1 = worker.cpu_times(), time.monotonic()
+    peers1 = sum(sum(p.cpu_times()[:2]) for p in peers)
     health1 = await _get_health(url)
     outputs = [await p.communicate() for p in procs]
     for call_id in call_ids:
@@ -219,6 +267,7 @@ async def _run_n(url: str, worker: Any, n: int, seconds: float, warmup: float) -
         "calls": n,
         "worker_cpu_per_call": round(cpu_s / span / n, 3),  # fraction of one core
         "worker_cpu_total": round(cpu_s / span, 3),
+        "peers_cpu_total": round((peers1 - peers0) / span, 3),  # on the other cores
         "video_fps_min": min((t["fps"] for t in video), default=0.0),
         "video_fps_mean": round(statistics.mean(t["fps"] for t in video), 2) if video else 0.0,
         "video_tracks": len(video),
@@ -229,7 +278,14 @@ async def _run_n(url: str, worker: Any, n: int, seconds: float, warmup: float) -
     }
 
 
-def _driver(ns: list[int], seconds: float, warmup: float, record: bool) -> dict[str, Any]:
+def _driver(ns: list[int], seconds: float, warmup: float, record: bool,
+            pin: bool) -> dict[str, Any]:
+    cores = psutil.cpu_count() or 1
+    worker_cpus: set[int] | None = None
+    if pin:
+        # The worker alone on CPU 0; this driver, its peers, Redis and PostgreSQL on the rest.
+        worker_cpus = {0}
+        os.sched_setaffinity(0, set(range(1, cores)))
     with tempfile.TemporaryDirectory(prefix="bench-calls-") as tmp:
         folder = Path(tmp)
         os.chmod(folder, 0o755)
@@ -242,15 +298,17 @@ def _driver(ns: list[int], seconds: float, warmup: float, record: bool) -> dict[
                    "MEDIA_ICE_HOSTS": "127.0.0.1", "JOIN_TOKEN_SECRET": SECRET,
                    "MEDIA_CAPACITY": "64", "MEDIA_RECORD": "true" if record else "false"}
             with (folder / "worker.log").open("wb") as log:
-                proc = subprocess.Popen([sys.executable, "-m", "media"], cwd=ROOT, env=env,
-                                        stdout=log, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "media"], cwd=ROOT, env=env, stdout=log,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=(lambda: os.sched_setaffinity(0, worker_cpus))
+                    if worker_cpus else None)
                 try:
                     rows = asyncio.run(_measure(url, psutil.Process(proc.pid), ns, seconds,
                                                 warmup))
                 finally:
                     proc.terminate()
                     proc.wait(20)
-    cores = psutil.cpu_count() or 1
     # 15 fps within measurement noise for the recording.
     ok = [r["calls"] for r in rows
           if r["video_fps_min"] >= 25 and (r["recording_fps_min"] >= 14.5 or not record)]
@@ -259,9 +317,11 @@ def _driver(ns: list[int], seconds: float, warmup: float, record: bool) -> dict[
     # Peers share this machine here; calls per core of worker CPU is the worker's own figure.
     per_worker_core = (round(1 / best_row["worker_cpu_per_call"], 2)
                        if best_row and best_row["worker_cpu_per_call"] > 0 else 0.0)
-    return {"bench": "calls", "cores": cores, "seconds": seconds, "recording": record,
+    worker_cores = len(worker_cpus) if worker_cpus else cores
+    return {"bench": "calls", "cores": cores, "worker_cores": worker_cores,
+            "worker_pinned": bool(worker_cpus), "seconds": seconds, "recording": record,
             "calls_per_worker_core": per_worker_core, "rows": rows,
-            "max_calls_ok": best, "max_calls_per_core": round(best / cores, 2)}
+            "max_calls_ok": best, "max_calls_per_core": round(best / worker_cores, 2)}
 
 
 async def _measure(url: str, worker: Any, ns: list[int], seconds: float,
@@ -286,9 +346,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per N")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--no-record", action="store_true", help="recording off (its cost)")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="let the worker share every core with the peers")
     args = parser.parse_args()
     ns = [int(x) for x in args.calls.split(",") if x]
-    result = _driver(ns, args.seconds, args.warmup, not args.no_record)
+    pin = not args.no_pin and (psutil.cpu_count() or 1) >= 2
+    result = _driver(ns, args.seconds, args.warmup, not args.no_record, pin)
     print(json.dumps(result, ensure_ascii=False))
 
 

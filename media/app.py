@@ -157,6 +157,7 @@ async def health(request: web.Request) -> web.Response:
             "participants": sorted(call.participants),
             "fps": {name: round(s.fps(), 2) for name, s in call.stats.items() if s.frames},
             "recording": None if call.recorder is None else vars(call.recorder.stats),
+            "forwarding": call.forwarding(),
         }
         for call_id, call in hub.calls.items()
     }

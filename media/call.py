@@ -2,7 +2,8 @@
 
 Every incoming track gets a keeper that always reads it (aiortc queues decoded frames
 without bound if nobody does), counts frames for the load figures and, for the document
-camera, feeds the capture buffer. Forwarding goes through MediaRelay unbuffered proxies.
+camera, feeds the capture buffer. Forwarding passes the encoded frames through when the
+consumer's codec is the source's, else goes through MediaRelay unbuffered proxies.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 
 from media.capture import CaptureBuffer
+from media.passthrough import EncodedFeed, hook_picture_loss, negotiated_codec
 from media.recording import Recorder
 from media.slots import PLANS, FreshTrack, Slot, SlotTrack, plan_for
 
@@ -94,15 +96,18 @@ class Call:
                     transceiver.direction = "inactive"
                     continue
                 incoming = transceiver.receiver.track if line.sends else None
+                codec = negotiated_codec(transceiver)
                 if line.receives is not None:
-                    output = SlotTrack(self.slots[line.receives])
+                    output = SlotTrack(self.slots[line.receives], codec)
                     member.outputs.append(output)
                     transceiver.sender.replaceTrack(output)
+                    hook_picture_loss(transceiver.sender, output.picture_lost)
                     transceiver.direction = "sendrecv" if incoming else "sendonly"
                 else:
                     transceiver.direction = "recvonly" if incoming else "inactive"
                 if incoming is not None and line.sends is not None:
-                    self._attach(line.sends, FreshTrack(incoming))
+                    feed = EncodedFeed(transceiver.receiver, line.kind, codec)
+                    self._attach(line.sends, FreshTrack(incoming), feed)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception:
             await self._close_participant(member)
@@ -111,8 +116,8 @@ class Call:
         self.participants[participant_id] = member
         return str(pc.localDescription.sdp)
 
-    def _attach(self, name: str, track: MediaStreamTrack) -> None:
-        self.slots[name].fill(track)
+    def _attach(self, name: str, track: MediaStreamTrack, feed: EncodedFeed) -> None:
+        self.slots[name].fill(track, feed)
         task = asyncio.create_task(self._keep(name, track))
         self._keepers.add(task)
         task.add_done_callback(self._keepers.discard)
@@ -134,6 +139,12 @@ class Call:
             pass
         finally:
             proxy.stop()
+
+    def forwarding(self) -> dict[str, int]:
+        """Frames sent on as encoded by their source versus decoded and encoded again."""
+        outputs = [o for p in self.participants.values() for o in p.outputs]
+        return {"passed": sum(o.passed for o in outputs),
+                "reencoded": sum(o.reencoded for o in outputs)}
 
     def _watch(self, member: Participant) -> None:
         @member.pc.on("connectionstatechange")

@@ -1,7 +1,9 @@
 """The recording's picture: face large, document and clerk small, watermark burned in.
 
-Pure functions over numpy images (RGB, uint8); the watermark is rendered with Pillow and
-a CJK font so Chinese names show. The recorder calls these from its encoder thread.
+Pure functions over numpy images. The picture is put together in I420 (planar YUV 4:2:0,
+what the decoder gives and the H.264 encoder takes), so no frame goes through RGB; the
+watermark is rendered with Pillow and a CJK font so Chinese names show, then converted
+once per second. The recorder calls these from its encoder thread.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
 Rgb = npt.NDArray[np.uint8]
+I420 = npt.NDArray[np.uint8]  # shape (h * 3 // 2, w): Y rows, then U, then V, packed
 
 WIDTH, HEIGHT = 960, 540
 FACE_BOX = (0, 0, 720, 540)  # x, y, w, h
@@ -65,22 +68,50 @@ def render_watermark(lines: tuple[str, ...]) -> Rgb:
     return np.asarray(image, dtype=np.uint8)
 
 
-def _place(canvas: Rgb, box: tuple[int, int, int, int], image: Rgb | None) -> None:
-    x, y, w, h = box
-    if image is None:
-        canvas[y : y + h, x : x + w] = BACKGROUND
+def to_i420(image: Rgb) -> I420:
+    return np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
+
+
+@lru_cache(maxsize=4)
+def watermark_i420(lines: tuple[str, ...]) -> I420:
+    return to_i420(render_watermark(lines))
+
+
+@lru_cache(maxsize=1)
+def _background() -> tuple[int, int, int]:
+    patch = to_i420(np.full((2, 2, 3), BACKGROUND, dtype=np.uint8))
+    return int(patch[0, 0]), int(patch[2, 0]), int(patch[2, 1])
+
+
+def _planes(image: I420, w: int, h: int) -> tuple[I420, I420, I420]:
+    flat = image.reshape(-1)
+    y_size, c_size = w * h, (w // 2) * (h // 2)
+    return (flat[:y_size].reshape(h, w),
+            flat[y_size : y_size + c_size].reshape(h // 2, w // 2),
+            flat[y_size + c_size : y_size + 2 * c_size].reshape(h // 2, w // 2))
+
+
+def _place(canvas: tuple[I420, I420, I420], box: tuple[int, int, int, int],
+           image: I420 | None) -> None:
+    x, y, w, h = box  # every box edge is even, so the chroma boxes are exact halves
+    targets = (canvas[0][y : y + h, x : x + w],
+               canvas[1][y // 2 : (y + h) // 2, x // 2 : (x + w) // 2],
+               canvas[2][y // 2 : (y + h) // 2, x // 2 : (x + w) // 2])
+    if image is None or image.shape != (h * 3 // 2, w):
+        for target, value in zip(targets, _background(), strict=True):
+            target[:] = value
         return
-    if image.shape[:2] != (h, w):
-        image = np.asarray(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA),
-                           dtype=np.uint8)
-    canvas[y : y + h, x : x + w] = image
+    for target, plane in zip(targets, _planes(image, w, h), strict=True):
+        target[:] = plane
 
 
-def compose(face: Rgb | None, document: Rgb | None, clerk: Rgb | None, mark: Rgb) -> Rgb:
-    canvas = np.empty((HEIGHT, WIDTH, 3), dtype=np.uint8)
+def compose(face: I420 | None, document: I420 | None, clerk: I420 | None,
+            mark: I420) -> I420:
+    """The composite in I420; each input already scaled to its box (None: background)."""
+    out = np.empty((HEIGHT * 3 // 2, WIDTH), dtype=np.uint8)
+    canvas = _planes(out, WIDTH, HEIGHT)
     _place(canvas, FACE_BOX, face)
     _place(canvas, DOCUMENT_BOX, document)
     _place(canvas, CLERK_BOX, clerk)
-    x, y, w, h = WATERMARK_BOX
-    canvas[y : y + h, x : x + w] = mark
-    return canvas
+    _place(canvas, WATERMARK_BOX, mark)
+    return out

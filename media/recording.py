@@ -33,11 +33,11 @@ from media.composite import (
     DOCUMENT_BOX,
     FACE_BOX,
     HEIGHT,
+    I420,
     WIDTH,
-    Rgb,
     Watermark,
     compose,
-    render_watermark,
+    watermark_i420,
 )
 from media.slots import Slot
 
@@ -126,7 +126,7 @@ class SegmentWriter:
         self._started_at = wall
         self._audio_pts = 0
 
-    def write(self, index: int, wall: float, picture: Rgb, pcm: npt.NDArray[np.int16]) -> (
+    def write(self, index: int, wall: float, picture: I420, pcm: npt.NDArray[np.int16]) -> (
         ClosedSegment | None
     ):
         closed = None
@@ -134,7 +134,7 @@ class SegmentWriter:
             closed = self.close()
         if self._container is None:
             self._open(index, wall)
-        frame = VideoFrame.from_ndarray(picture, format="rgb24")
+        frame = VideoFrame.from_ndarray(picture, format="yuv420p")
         frame.pts = index - self._first_index
         frame.time_base = Fraction(1, self.fps)
         for packet in self._video.encode(frame):
@@ -302,17 +302,18 @@ class Recorder:
 
     def _encode(self, index: int, wall: float, frames: dict[str, VideoFrame],
                 pcm: npt.NDArray[np.int16]) -> ClosedSegment | None:
-        def rgb(name: str, box: tuple[int, int, int, int]) -> Rgb | None:
+        def scaled(name: str, box: tuple[int, int, int, int]) -> I420 | None:
             frame = frames.get(name)
             if frame is None:
                 return None
-            # Scale and convert in one swscale pass, straight to the box size.
-            small = frame.reformat(width=box[2], height=box[3], format="rgb24")
+            # One swscale pass straight to the box size, staying in the decoder's YUV.
+            small = frame.reformat(width=box[2], height=box[3], format="yuv420p")
             return np.asarray(small.to_ndarray(), dtype=np.uint8)
 
-        mark = render_watermark(self._watermark.lines(wall))
-        picture = compose(rgb("terminal.face", FACE_BOX), rgb("terminal.document", DOCUMENT_BOX),
-                          rgb("clerk.camera", CLERK_BOX), mark)
+        mark = watermark_i420(self._watermark.lines(wall))
+        picture = compose(scaled("terminal.face", FACE_BOX),
+                          scaled("terminal.document", DOCUMENT_BOX),
+                          scaled("clerk.camera", CLERK_BOX), mark)
         return self._writer.write(index, wall, picture, pcm)
 
     def _encoded(self, future: asyncio.Future[ClosedSegment | None]) -> None:

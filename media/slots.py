@@ -5,6 +5,8 @@ already carries an m-line for everything it will send and receive. The i-th vide
 audio) m-line of a role's offer maps to the i-th entry of that role's plan: what the
 participant sends into a slot, and which slot the worker sends back on that m-line.
 A slot is filled when its sender joins; a consumer subscribed before that simply waits.
+A consumer that negotiated the source's codec gets the source's encoded frames as they
+are (media.passthrough); any other gets decoded frames, which its sender re-encodes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 from av.frame import Frame
 from av.packet import Packet
+
+from media.passthrough import EncodedFeed, EncodedSubscriber, TimestampBridge, packet
 
 
 @dataclass(frozen=True)
@@ -76,48 +80,87 @@ class Slot:
         self.kind = kind
         self._relay = relay
         self.source: MediaStreamTrack | None = None
+        self.feed: EncodedFeed | None = None
         self._changed = asyncio.Event()
 
-    def fill(self, track: MediaStreamTrack) -> None:
+    def fill(self, track: MediaStreamTrack, feed: EncodedFeed | None = None) -> None:
+        if self.feed is not None and self.feed is not feed:
+            self.feed.end()  # its consumers move to the new source
         self.source = track
+        self.feed = feed
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def subscribe(self) -> MediaStreamTrack:
-        """An unbuffered relay proxy of the current source: a slow reader skips frames."""
+    async def _live(self) -> MediaStreamTrack:
         while self.source is None or self.source.readyState != "live":
             await self._changed.wait()
-        return self._relay.subscribe(self.source, buffered=False)
+        return self.source
+
+    async def subscribe(self) -> MediaStreamTrack:
+        """An unbuffered relay proxy of the current source: a slow reader skips frames."""
+        return self._relay.subscribe(await self._live(), buffered=False)
+
+    async def subscribe_for(self, codec: str | None) -> MediaStreamTrack | EncodedSubscriber:
+        """The source's encoded frames when `codec` is theirs, else decoded frames."""
+        source = await self._live()
+        if codec is not None and self.feed is not None and self.feed.codec == codec:
+            return self.feed.subscribe()
+        return self._relay.subscribe(source, buffered=False)
 
     async def wait_change(self) -> None:
         await self._changed.wait()
 
 
 class SlotTrack(MediaStreamTrack):
-    """What the worker sends on one m-line: whatever source currently fills a slot."""
+    """What the worker sends on one m-line: whatever source currently fills a slot, as
+    encoded frames passed through when `codec` (this m-line's) matches the source's."""
 
-    def __init__(self, slot: Slot) -> None:
+    def __init__(self, slot: Slot, codec: str | None = None) -> None:
         super().__init__()
         self.kind = slot.kind
         self._slot = slot
-        self._proxy: MediaStreamTrack | None = None
+        self._codec = codec
+        self._proxy: MediaStreamTrack | EncodedSubscriber | None = None
+        self._times = (TimestampBridge(90000, 3000) if slot.kind == "video"
+                       else TimestampBridge(48000, 960))
+        self.passed = 0  # frames sent as the source encoded them
+        self.reencoded = 0  # decoded frames the sender encodes again
 
     async def recv(self) -> Frame | Packet[Any]:
         while self.readyState == "live":
             if self._proxy is None:
-                self._proxy = await self._slot.subscribe()
+                self._proxy = await self._slot.subscribe_for(self._codec)
+                self._times.restart()
+            if isinstance(self._proxy, EncodedSubscriber):
+                got = await self._proxy.get()
+                if got is not None:
+                    self.passed += 1
+                    return packet(got[0], self._times.map(got[1]), self._times.time_base)
+                self._proxy.close()  # the sender left or rejoined: follow the slot
+                self._proxy = None
+                continue
             try:
-                return await self._proxy.recv()
+                frame = await self._proxy.recv()
             except MediaStreamError:
                 self._proxy = None  # the sender left; wait for the slot to be filled again
+                continue
+            self.reencoded += 1
+            return frame
         raise MediaStreamError
+
+    def picture_lost(self) -> None:
+        """The consumer lost pictures: passed-through frames need the source's key frame."""
+        if isinstance(self._proxy, EncodedSubscriber):
+            self._proxy.feed.request_keyframe()
 
     def stop(self) -> None:
         super().stop()
-        if self._proxy is not None:
+        if isinstance(self._proxy, EncodedSubscriber):
+            self._proxy.close()
+        elif self._proxy is not None:
             with contextlib.suppress(Exception):
                 self._proxy.stop()
-            self._proxy = None
+        self._proxy = None
 
 
 class FreshTrack(MediaStreamTrack):

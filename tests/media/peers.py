@@ -19,7 +19,7 @@ import aiohttp
 import cv2
 import numpy as np
 import numpy.typing as npt
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
@@ -184,13 +184,19 @@ async def _collect(track: MediaStreamTrack, into: Received) -> None:
 Line = tuple[str, MediaStreamTrack | None, bool]  # kind, what to send, receive?
 
 
-async def join(url: str, call_id: str, token: str, lines: list[Line]) -> Peer:
-    """Offer the m-lines in order, POST the complete offer, apply the answer."""
+async def join(url: str, call_id: str, token: str, lines: list[Line],
+               video_codec: str | None = None) -> Peer:
+    """Offer the m-lines in order, POST the complete offer, apply the answer;
+    `video_codec` (e.g. "video/H264") offers only that codec on the video m-lines."""
     announce_host_addresses(["127.0.0.1"])
     pc = RTCPeerConnection(rtc_configuration([]))
     for kind, track, receive in lines:
         direction = ("sendrecv" if receive else "sendonly") if track else "recvonly"
-        pc.addTransceiver(track or kind, direction=direction)
+        transceiver = pc.addTransceiver(track or kind, direction=direction)
+        if kind == "video" and video_codec is not None:
+            transceiver.setCodecPreferences([
+                c for c in RTCRtpSender.getCapabilities("video").codecs
+                if c.mimeType == video_codec])
     await pc.setLocalDescription(await pc.createOffer())
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20))
     async with http, http.post(

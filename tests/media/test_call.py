@@ -10,6 +10,7 @@ import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import av
@@ -109,6 +110,10 @@ async def test_call_relays_captures_and_records(worker: Worker,
                     what="2nd at terminal")
         await until(lambda: tone(terminal.received[3], 700), what="2nd tone at terminal")
 
+        # Same codec everywhere: every frame went on as its sender encoded it.
+        forwarding = (await _health(worker))["calls_detail"][call_id]["forwarding"]
+        assert forwarding["passed"] > 0 and forwarding["reencoded"] == 0, forwarding
+
         await _check_capture(worker, signaling_app, call_id, clerk_join.token)
         await asyncio.sleep(1.0)  # let the recording cover a few segments
     finally:
@@ -117,6 +122,41 @@ async def test_call_relays_captures_and_records(worker: Worker,
         for peer in peers:
             await peer.close()
     await _check_recording(worker, signaling_app, call_id, stopped - started)
+
+
+async def _health(worker: Worker) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as http, http.get(f"{worker.url}/health") as resp:
+        body: dict[str, Any] = await resp.json()
+        return body
+
+
+async def test_a_clerk_on_another_video_codec_sees_and_is_seen(
+        worker: Worker, signaling_app: web.Application) -> None:
+    """The terminal sends VP8, the clerk's browser only takes H.264: the worker re-encodes
+    for the clerk instead of passing VP8 through, and both still see each other."""
+    call_id = "call-media-h264"
+    joins = await start_call(signaling_app, CallStart(
+        call_id=call_id, ticket_id="t2", item_code="HOUSE", terminal_id="T-2",
+        terminal_name=TERMINAL_NAME, clerk_username="clerk-h", clerk_name=CLERK_NAME))
+    term_join, clerk_join = joins["T-2"], joins["clerk-h"]
+    assert term_join is not None and clerk_join is not None
+    terminal = await join(worker.url, call_id, term_join.token, terminal_lines(
+        colour_track(RED), document_track(), ToneTrack(440)), video_codec="video/VP8")
+    clerk = await join(worker.url, call_id, clerk_join.token, clerk_lines(
+        colour_track(GREEN), ToneTrack(1000)), video_codec="video/H264")
+    try:
+        await until(lambda: near(clerk.received[0].mean_colour(), RED), what="face at clerk")
+        await until(lambda: looks_like_document(clerk.received[1]), what="document at clerk")
+        await until(lambda: near(terminal.received[0].mean_colour(), GREEN),
+                    what="clerk at terminal")
+        await until(lambda: tone(clerk.received[3], 440), what="terminal tone at clerk")
+        forwarding = (await _health(worker))["calls_detail"][call_id]["forwarding"]
+        # Video was encoded again for the other codec; the audio (Opus both ways) was not.
+        assert forwarding["reencoded"] > 0 and forwarding["passed"] > 0, forwarding
+    finally:
+        await stop_call(signaling_app, call_id, "hangup")
+        for peer in (terminal, clerk):
+            await peer.close()
 
 
 async def _check_capture(worker: Worker, app: web.Application, call_id: str,
