@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
 from aiortc import RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from av.packet import Packet
@@ -47,6 +47,15 @@ def is_keyframe(codec: str, data: bytes) -> bool:
             start = data.find(b"\x00\x00\x01", start + 3)
         return False
     return True  # audio: every frame stands alone
+
+
+class Feed(Protocol):
+    kind: str
+    codec: str | None
+
+    def request_keyframe(self) -> None: ...
+
+    def unsubscribe(self, subscriber: EncodedSubscriber) -> None: ...
 
 
 class EncodedFeed:
@@ -112,7 +121,7 @@ class EncodedFeed:
 class EncodedSubscriber:
     """One consumer's bounded queue of encoded frames, starting at a key frame."""
 
-    def __init__(self, feed: EncodedFeed) -> None:
+    def __init__(self, feed: Feed) -> None:
         self.feed = feed
         self._backlog = VIDEO_BACKLOG if feed.kind == "video" else AUDIO_BACKLOG
         self._queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue()
