@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import fractions
 import json
 import os
@@ -57,7 +58,6 @@ def _encode_clip(seed: int) -> list[bytes]:
     is the worker, not the peers' encoders competing for the same two cores.
     """
     import av
-
     import cv2
 
     rng = np.random.default_rng(seed)
@@ -104,7 +104,7 @@ def _peer_tracks() -> tuple[Any, Any]:
             self._n = 0
             self.sent_at = [0.0] * len(clip)
 
-        async def recv(self) -> Packet:
+        async def recv(self) -> Packet[Any]:
             if self._start is None:
                 self._start = time.time()
             await asyncio.sleep(max(0.0, self._start + self._n / FPS - time.time()))
@@ -127,7 +127,19 @@ def _decode_index(frame: Any) -> int:
     return int(sum(1 << i for i, v in enumerate(centres) if v > 128))
 
 
-async def _peer_main(url: str, call_id: str, seconds: float, warmup: float) -> dict[str, Any]:
+def _write_clips(path: Path) -> None:
+    """Encode the three clips once, for every peer process to read."""
+    clips = [[base64.b64encode(f).decode("ascii") for f in _encode_clip(seed)]
+             for seed in range(3)]
+    path.write_text(json.dumps(clips))
+
+
+def _read_clips(path: Path) -> list[list[bytes]]:
+    return [[base64.b64decode(f) for f in clip] for clip in json.loads(path.read_text())]
+
+
+async def _peer_main(url: str, call_id: str, seconds: float, warmup: float,
+                     clips_path: Path) -> dict[str, Any]:
     from aiortc import RTCPeerConnection, RTCSessionDescription
     from aiortc.mediastreams import MediaStreamError
 
@@ -135,7 +147,7 @@ async def _peer_main(url: str, call_id: str, seconds: float, warmup: float) -> d
 
     announce_host_addresses(["127.0.0.1"])
     clip_video, tone = _peer_tracks()
-    clips = [_encode_clip(seed) for seed in range(3)]
+    clips = _read_clips(clips_path)
     sources: dict[str, Any] = {}  # receiving track name -> the sending track
     measure_from = time.time() + warmup
     stats: dict[str, dict[str, Any]] = {}
@@ -228,12 +240,13 @@ async def _stop(url: str, call_id: str) -> None:
         await resp.read()
 
 
-async def _run_n(url: str, worker: Any, n: int, seconds: float, warmup: float) -> dict[str, Any]:
+async def _run_n(url: str, worker: Any, n: int, seconds: float, warmup: float,
+                 clips: Path) -> dict[str, Any]:
     call_ids = [f"bench-{n}-{i}-{int(time.time())}" for i in range(n)]
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--peer", url, call_id, str(seconds), str(warmup),
-            stdout=subprocess.PIPE, cwd=str(ROOT))
+            str(clips), stdout=subprocess.PIPE, cwd=str(ROOT))
         for call_id in call_ids
     ]
     peers = [psutil.Process(p.pid) for p in procs]
@@ -304,8 +317,9 @@ def _driver(ns: list[int], seconds: float, warmup: float, record: bool,
                     preexec_fn=(lambda: os.sched_setaffinity(0, worker_cpus))
                     if worker_cpus else None)
                 try:
+                    _write_clips(folder / "clips.json")
                     rows = asyncio.run(_measure(url, psutil.Process(proc.pid), ns, seconds,
-                                                warmup))
+                                                warmup, folder / "clips.json"))
                 finally:
                     proc.terminate()
                     proc.wait(20)
@@ -325,11 +339,11 @@ def _driver(ns: list[int], seconds: float, warmup: float, record: bool,
 
 
 async def _measure(url: str, worker: Any, ns: list[int], seconds: float,
-                   warmup: float) -> list[dict[str, Any]]:
+                   warmup: float, clips: Path) -> list[dict[str, Any]]:
     await _wait_health(url)
     rows = []
     for n in ns:
-        row = await _run_n(url, worker, n, seconds, warmup)
+        row = await _run_n(url, worker, n, seconds, warmup, clips)
         rows.append(row)
         print(json.dumps(row), flush=True)
         await asyncio.sleep(1.0)
@@ -339,7 +353,8 @@ async def _measure(url: str, worker: Any, ns: list[int], seconds: float,
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--peer":
         url, call_id, seconds, warmup = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-        print(json.dumps(asyncio.run(_peer_main(url, call_id, float(seconds), float(warmup)))))
+        print(json.dumps(asyncio.run(_peer_main(url, call_id, float(seconds), float(warmup),
+                                                Path(sys.argv[6])))))
         return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", default="1,2,3", help="comma-separated N values")

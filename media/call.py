@@ -143,8 +143,11 @@ class Call:
     def forwarding(self) -> dict[str, int]:
         """Frames sent on as encoded by their source versus decoded and encoded again."""
         outputs = [o for p in self.participants.values() for o in p.outputs]
+        backlogs = [o.backlog() for o in outputs]
         return {"passed": sum(o.passed for o in outputs),
-                "reencoded": sum(o.reencoded for o in outputs)}
+                "reencoded": sum(o.reencoded for o in outputs),
+                "waiting_max": max((b[0] for b in backlogs), default=0),
+                "skipped": sum(b[1] for b in backlogs)}
 
     def _watch(self, member: Participant) -> None:
         @member.pc.on("connectionstatechange")

@@ -22,7 +22,7 @@ from av.packet import Packet
 
 log = logging.getLogger(__name__)
 
-VIDEO_BACKLOG = 30  # one second of 30 fps video waiting for the sender
+VIDEO_BACKLOG = 15  # half a second of 30 fps video waiting for the sender
 AUDIO_BACKLOG = 10  # 200 ms of 20 ms audio frames
 PLI_MIN_INTERVAL_S = 0.3  # a burst of losses asks the source once, not per consumer
 
@@ -152,6 +152,9 @@ class EncodedSubscriber:
 
     def end(self) -> None:
         self._queue.put_nowait(None)
+
+    def waiting(self) -> int:
+        return self._queue.qsize()
 
     async def get(self) -> tuple[bytes, int] | None:
         """The next frame, or None when the source has gone."""

@@ -148,6 +148,12 @@ class SlotTrack(MediaStreamTrack):
             return frame
         raise MediaStreamError
 
+    def backlog(self) -> tuple[int, int]:
+        """(frames waiting for the sender now, frames skipped so far) when passing through."""
+        if isinstance(self._proxy, EncodedSubscriber):
+            return self._proxy.waiting(), self._proxy.skipped
+        return 0, 0
+
     def picture_lost(self) -> None:
         """The consumer lost pictures: passed-through frames need the source's key frame."""
         if isinstance(self._proxy, EncodedSubscriber):

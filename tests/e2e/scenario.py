@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,13 @@ class Scenario:
         path = self.shots / f"{len(self.result['screenshots']):02d}-{name}.png"
         page.screenshot(path=str(path))
         self.result["screenshots"].append(path.name)
+
+    def forwarding(self, call_id: str) -> dict[str, int]:
+        """The worker's count of frames passed through versus encoded again."""
+        with urllib.request.urlopen(f"{self.stack.media_url}/health", timeout=10) as resp:
+            health = json.load(resp)
+        out: dict[str, int] = health["calls_detail"][call_id]["forwarding"]
+        return out
 
     def step(self, name: str, **facts: Any) -> None:
         self.result["steps"].append({"step": name, **facts})
@@ -132,6 +140,7 @@ class Scenario:
         r["clerk_face_frames"] = frames_advance(clerk, "face")
         r["clerk_document_frames"] = frames_advance(clerk, "document")
         r["call_id"] = clerk.evaluate("window.__console.call.call_id")
+        r["forwarding"] = self.forwarding(r["call_id"])
         self.shot(kiosk, "kiosk-call")
         self.shot(clerk, "clerk-call")
         self.step("call")
@@ -142,6 +151,7 @@ class Scenario:
         r["clerk_face_frames_after_reload"] = frames_advance(clerk, "face")
         r["call_id_after_reload"] = clerk.evaluate("window.__console.call.call_id")
         r["kiosk_clerk_frames_after_reload"] = frames_advance(kiosk, "clerk")
+        r["forwarding_after_reload"] = self.forwarding(r["call_id"])
         self.step("clerk_reload")
 
         # 5b. The network drops during the call: both pages reconnect, the video goes on.

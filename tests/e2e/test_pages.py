@@ -57,6 +57,8 @@ def test_whole_visit_shows_video_both_ways_and_ends_on_the_slip(visit: dict[str,
     assert visit["slip_case_no"] and visit["slip_case_no"] in visit["clerk_case_result"]
     assert visit["recording_files"], "the call's recording is on disk"
     assert visit["kiosk_screen_after_hangup"] == "done"  # the slip stays after the hang-up
+    # Chromium and the worker agree on VP8: the browsers' own frames are passed through.
+    assert visit["forwarding"]["passed"] > 0 and visit["forwarding"]["reencoded"] == 0
 
 
 def test_offer_reject_and_timeout_set_the_clerk_not_ready(visit: dict[str, Any]) -> None:
@@ -73,6 +75,9 @@ def test_reloads_keep_the_place_and_rejoin_the_call(visit: dict[str, Any]) -> No
     assert visit["call_id_after_reload"] == visit["call_id"]
     assert visit["clerk_face_frames_after_reload"] >= 10
     assert visit["kiosk_clerk_frames_after_reload"] >= 10
+    # The rejoined clerk's camera reaches the kiosk as passed-through frames again.
+    assert visit["forwarding_after_reload"]["passed"] > visit["forwarding"]["passed"]
+    assert visit["forwarding_after_reload"]["reencoded"] == 0
 
 
 def test_a_second_clerk_joins_and_leaves_the_call(visit: dict[str, Any]) -> None:
