@@ -22,8 +22,11 @@ from core import keys
 
 log = logging.getLogger("signaling.fanout")
 
-# A published payload is "<target>\n<message json>"; node events use this target.
+# A published payload is "<target>\n<message json>"; node events use this target. A node
+# that already delivered a message to its own connections prefixes "@<node id>\n" so that
+# its listener skips it.
 EVENT = "!event"
+ORIGIN = "@"
 OUTBOX_LIMIT = 256  # messages queued for one slow client before it is disconnected
 
 
@@ -39,9 +42,23 @@ def encode(message: BaseModel) -> str:
     return message.model_dump_json()
 
 
+def payload(target: str, text: str, origin: str = "") -> str:
+    return f"{ORIGIN}{origin}\n{target}\n{text}" if origin else f"{target}\n{text}"
+
+
+def parse(data: str) -> tuple[str, str, str]:
+    """(origin node or '', target, text) of a published payload."""
+    origin = ""
+    if data.startswith(ORIGIN):
+        head, _, data = data.partition("\n")
+        origin = head[len(ORIGIN):]
+    target, _, text = data.partition("\n")
+    return origin, target, text
+
+
 async def publish(redis: aioredis.Redis, target: str, message: BaseModel) -> None:
     """Send `message` to every connection of `target`, on whichever node it is."""
-    await redis.publish(keys.events_channel(), f"{target}\n{encode(message)}")
+    await redis.publish(keys.events_channel(), payload(target, encode(message)))
 
 
 async def publish_event(redis: aioredis.Redis, kind: str, **data: Any) -> None:

@@ -67,6 +67,100 @@ end
 return 0
 """
 
+# A clerk goes ready and, if idle, takes the first still-waiting of its candidates: one
+# round trip for the routing's hottest intent, as atomic as set-status then reserve-first.
+# KEYS: clerk, clerks_ready, offer, offers_expiry, counters, ticket_1..ticket_n
+# ARGV: offer_id, username, now, expires_at, reason, ticket_id_1..ticket_id_n
+# Returns {0} without a clerk record, else {candidate index or 0, clerk hash (flat)}.
+_READY_FIRST = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local cur = redis.call('HMGET', KEYS[1], 'status', 'state')
+redis.call('HSET', KEYS[1], 'status', 'ready', 'reason', ARGV[5])
+if cur[1] ~= 'ready' then redis.call('HSET', KEYS[1], 'idle_since', ARGV[3]) end
+local got = 0
+if cur[2] == 'idle' then
+  for i = 6, #KEYS do
+    if redis.call('HGET', KEYS[i], 'state') == 'waiting' then
+      local tid = ARGV[i]
+      redis.call('HSET', KEYS[i], 'state', 'offered', 'offer_id', ARGV[1])
+      redis.call('HSET', KEYS[1], 'state', 'offered', 'offer_id', ARGV[1])
+      redis.call('ZREM', KEYS[2], ARGV[2])
+      redis.call('HSET', KEYS[3], 'offer_id', ARGV[1], 'clerk', ARGV[2], 'ticket_id', tid,
+                 'created_at', ARGV[3], 'expires_at', ARGV[4])
+      redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+      redis.call('HINCRBY', KEYS[5], 'offers_made', 1)
+      got = i - 5
+      break
+    end
+  end
+  if got == 0 then
+    redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[1], 'idle_since'), ARGV[2])
+  end
+end
+return {1, got, redis.call('HGETALL', KEYS[1])}
+"""
+
+# Read-only: a clerk's record and, per item queue it is skilled for, up to `want` tickets
+# still waiting among at most `scan` entries from that queue's start (offered applicants
+# keep their place at the head). With only_if_free=1 a clerk not ready and idle gets no
+# heads. KEYS: clerk, waiting(item_1)..waiting(item_n) ; ARGV: ticket key prefix, scan,
+# want, only_if_free, item_1, start_1, .., item_n, start_n.
+# Returns {clerk hash, {item, next start, more (0/1), ticket hash...}...}.
+_CLERK_HEADS = """
+local h = redis.call('HGETALL', KEYS[1])
+local out = {h}
+local c = {}
+for i = 1, #h, 2 do c[h[i]] = h[i + 1] end
+if ARGV[4] == '1' and (c.status ~= 'ready' or c.state ~= 'idle') then return out end
+local skills = {}
+for _, s in ipairs(cjson.decode(c.skills or '[]')) do skills[s] = true end
+local scan, want = tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 2, #KEYS do
+  local item, start = ARGV[3 + 2 * (i - 1)], tonumber(ARGV[4 + 2 * (i - 1)])
+  if skills[item] then
+    local ids = redis.call('ZRANGE', KEYS[i], start, start + scan - 1)
+    local row = {item, start + #ids, #ids == scan and 1 or 0}
+    for n, tid in ipairs(ids) do
+      if redis.call('HGET', ARGV[1] .. tid, 'state') == 'waiting' then
+        row[#row + 1] = redis.call('HGETALL', ARGV[1] .. tid)
+        if #row - 3 == want then
+          row[2] = start + n
+          row[3] = 1
+          break
+        end
+      end
+    end
+    out[#out + 1] = row
+  end
+end
+return out
+"""
+
+# Read-only: one item queue in order with each ticket's state, for position updates.
+# KEYS: waiting(item) ; ARGV: ticket key prefix. Returns {ticket_id, state, ...}.
+_QUEUE_VIEW = """
+local out = {}
+for _, tid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  out[#out + 1] = tid
+  out[#out + 1] = redis.call('HGET', ARGV[1] .. tid, 'state') or ''
+end
+return out
+"""
+
+# Read-only: every clerk's name, status, skills and whether its presence key is alive.
+# KEYS: clerks_all ; ARGV: clerk key prefix, clerk presence key prefix.
+_ROSTER = """
+local out = {}
+for _, u in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local c = redis.call('HMGET', ARGV[1] .. u, 'status', 'skills')
+  if c[1] or c[2] then
+    out[#out + 1] = {u, c[1] or 'offline', c[2] or '[]',
+                     redis.call('EXISTS', ARGV[2] .. u)}
+  end
+end
+return out
+"""
+
 # KEYS: offer, offers_expiry, ticket, clerk, waiting(item), terminal_ticket, call, counters
 _ACCEPT = """
 local o = redis.call('HMGET', KEYS[1], 'clerk', 'ticket_id', 'expires_at')
@@ -198,6 +292,11 @@ def str_map(h: Mapping[Any, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in h.items()}
 
 
+def _pairs(flat: Sequence[Any]) -> dict[str, str]:
+    """A hash returned flat by a script ([field, value, ...]) as a dict."""
+    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
 @dataclass(frozen=True)
 class Ticket:
     ticket_id: str
@@ -260,6 +359,25 @@ class ClerkRecord:
 
 
 @dataclass(frozen=True)
+class QueueHead:
+    """Part of one item queue: the tickets still waiting in it, where to read on from and
+    whether anything is left there."""
+
+    item_code: str
+    next_start: int
+    more: bool
+    waiting: list[Ticket]
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    username: str
+    status: str
+    skills: frozenset[str]
+    present: bool
+
+
+@dataclass(frozen=True)
 class OfferRecord:
     offer_id: str
     clerk: str
@@ -276,6 +394,10 @@ class QueueStore:
         self._join = redis.register_script(_JOIN)
         self._reserve = redis.register_script(_RESERVE)
         self._reserve_first = redis.register_script(_RESERVE_FIRST)
+        self._ready_first = redis.register_script(_READY_FIRST)
+        self._clerk_heads = redis.register_script(_CLERK_HEADS)
+        self._queue_view = redis.register_script(_QUEUE_VIEW)
+        self._roster = redis.register_script(_ROSTER)
         self._accept = redis.register_script(_ACCEPT)
         self._release = redis.register_script(_RELEASE)
         self._set_status = redis.register_script(_SET_STATUS)
@@ -347,6 +469,12 @@ class QueueStore:
             rows = await pipe.execute()
         return [Ticket.from_hash(str_map(h)) for h in rows if h]
 
+    async def queue_view(self, item_code: str) -> list[tuple[str, str]]:
+        """(ticket id, state) of one item queue in order, in one round trip."""
+        flat = strs(await self._queue_view(keys=[keys.waiting(item_code)],
+                                           args=[keys.ticket("")]))
+        return list(zip(flat[0::2], flat[1::2], strict=True))
+
     async def positions(self, tickets: Sequence[Ticket]) -> list[tuple[int | None, int]]:
         """(1-based position or None, queue length) per ticket."""
         async with self.r.pipeline(transaction=False) as pipe:
@@ -386,6 +514,30 @@ class QueueStore:
                 pipe.hgetall(keys.clerk(u))
             rows = await pipe.execute()
         return [ClerkRecord.from_hash(str_map(h)) for h in rows if h]
+
+    async def clerk_heads(self, username: str, starts: Mapping[str, int], scan: int,
+                          want: int, only_if_free: bool
+                          ) -> tuple[ClerkRecord | None, list[QueueHead]]:
+        """The clerk and, per item of its skills among `starts` (item → queue index to read
+        from), up to `want` waiting tickets among `scan` entries; one round trip."""
+        flat: list[Any] = []
+        for item, start in starts.items():
+            flat += [item, start]
+        reply = await self._clerk_heads(
+            keys=[keys.clerk(username), *(keys.waiting(i) for i in starts)],
+            args=[keys.ticket(""), scan, want, "1" if only_if_free else "0", *flat])
+        h = _pairs(reply[0])
+        heads = [QueueHead(str(row[0]), int(row[1]), bool(int(row[2])),
+                           [Ticket.from_hash(_pairs(t)) for t in row[3:]])
+                 for row in reply[1:]]
+        return (ClerkRecord.from_hash(h) if h else None), heads
+
+    async def roster(self) -> list[RosterEntry]:
+        """Every clerk with a record: status, skills and whether its presence is alive."""
+        rows = await self._roster(keys=[keys.clerks_all()],
+                                  args=[keys.clerk(""), keys.clerk_presence("")])
+        return [RosterEntry(str(u), str(st), frozenset(json.loads(str(sk))), bool(alive))
+                for u, st, sk, alive in rows]
 
     async def ready_clerks(self) -> list[ClerkRecord]:
         return await self.clerks(strs(await self.r.zrange(keys.clerks_ready(), 0, -1)))
@@ -428,6 +580,26 @@ class QueueStore:
         if result == -1:
             return -1
         return candidates[result - 1] if result > 0 else None
+
+    async def ready_first(self, username: str, reason: str, candidates: Sequence[Ticket],
+                          offer_id: str, now: float, expires_at: float
+                          ) -> tuple[ClerkRecord, Ticket | None] | None:
+        """Set the clerk ready; if idle, reserve the first still-waiting candidate.
+
+        Returns the clerk as it is now and the ticket reserved (None if none was), or None
+        when the clerk has no record.
+        """
+        reply = await self._ready_first(
+            keys=[keys.clerk(username), keys.clerks_ready(), keys.offer(offer_id),
+                  keys.offers_expiry(), keys.counters(),
+                  *(keys.ticket(t.ticket_id) for t in candidates)],
+            args=[offer_id, username, repr(now), repr(expires_at), reason,
+                  *(t.ticket_id for t in candidates)])
+        if int(reply[0]) == 0:
+            return None
+        got = int(reply[1])
+        return (ClerkRecord.from_hash(_pairs(reply[2])),
+                candidates[got - 1] if got > 0 else None)
 
     async def offer(self, offer_id: str) -> OfferRecord | None:
         h = str_map(await self.r.hgetall(keys.offer(offer_id)))
@@ -481,6 +653,14 @@ class QueueStore:
 
     async def handle_times(self, item_code: str) -> list[float]:
         return [float(x) for x in await self.r.lrange(keys.handle_times(item_code), 0, -1)]
+
+    async def handle_times_of(self, item_codes: Sequence[str]) -> dict[str, list[float]]:
+        """Recent handle times of several items in one round trip."""
+        async with self.r.pipeline(transaction=False) as pipe:
+            for code in item_codes:
+                pipe.lrange(keys.handle_times(code), 0, -1)
+            rows = await pipe.execute()
+        return {code: [float(x) for x in row] for code, row in zip(item_codes, rows, strict=True)}
 
     # --- terminals -------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
@@ -50,14 +50,17 @@ from signaling.routing import eligible_in_order, estimate_wait, pick_clerk
 log = logging.getLogger("signaling.service")
 
 SWEEP_INTERVAL_S = 0.2
-# Tickets read per item queue when looking for a clerk's next applicant: the head is
-# usually eligible, so the first read is small and later ones larger.
-FIRST_PAGE = 4
-HEADS_PAGE = 32
+# Queue entries looked at per item when looking for a clerk's next applicant (offered
+# applicants keep their place at the head, so a page may hold few still waiting).
+HEADS_SCAN = 32
+HEADS_WANT = 4  # waiting tickets read per item queue (enough: the first still waiting wins)
 CANDIDATES = 8  # applicants offered to one reservation attempt, first still waiting wins
 MAX_PAGES = 64
-POSITIONS_SLICE = 100  # waiting terminals updated per Redis round trip
 RACE_RETRIES = 4
+POSITION_GAP_S = 0.25  # one item's positions are recomputed at most this often
+CALM_WAIT_S = 0.5  # position pushes wait at most this long for clerks' intents in flight
+POSITIONS_CHUNK = 25  # terminals told before other work may run
+PRESENCE_SLICE = 100  # presence keys refreshed per Redis round trip
 
 
 class ClientError(Exception):
@@ -73,6 +76,8 @@ class ClientError(Exception):
 class LocalTerminal:
     ticket_id: str
     item_code: str
+    since: float
+    shown: tuple[str, int, int, int] | None = None  # (state, position, total, wait) last sent
 
 
 def _new_id(prefix: str) -> str:
@@ -95,6 +100,15 @@ class QueueService:
         self._handle_times: dict[str, list[float]] = {}
         self._dirty_items: set[str] = set()
         self._dirty = asyncio.Event()
+        self._pushed_at: dict[str, float] = {}  # item → loop time of its last position push
+        self._refresh_at = 0.0
+        self._refresh_turn = 0
+        self._urgent = 0  # clerks' intents in flight; position pushes wait for them
+        self._calm = asyncio.Event()
+        self._calm.set()
+        # Messages this node delivered itself are published with this origin; its own
+        # listener skips them. Unique per process even if two nodes share a node id.
+        self.origin = f"{settings.node_id}.{secrets.token_hex(4)}"
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -137,16 +151,57 @@ class QueueService:
 
     # --- delivery --------------------------------------------------------------------
 
+    def deliver_here(self, target: str, *messages: BaseModel) -> list[str]:
+        """Send to this node's connections of `target` now; the payloads to publish for
+        the other nodes (which deliver to theirs) are returned."""
+        texts = [fanout.encode(m) for m in messages]
+        local = self.conns.of(target)
+        for conn in local:
+            for text in texts:
+                conn.send(text)
+        origin = self.origin if local else ""
+        return [fanout.payload(target, text, origin) for text in texts]
+
+    async def publish(self, payloads: Sequence[str]) -> None:
+        """Publish on the events channel, several in one round trip."""
+        if len(payloads) == 1:
+            await self.redis.publish(keys.events_channel(), payloads[0])
+        elif payloads:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for p in payloads:
+                    pipe.publish(keys.events_channel(), p)
+                await pipe.execute()
+
     async def to_clerk(self, username: str, *messages: BaseModel) -> None:
-        for m in messages:
-            await fanout.publish(self.redis, clerk_target(username), m)
+        await self.publish(self.deliver_here(clerk_target(username), *messages))
 
     async def to_terminal(self, terminal_id: str, *messages: BaseModel) -> None:
-        for m in messages:
-            await fanout.publish(self.redis, terminal_target(terminal_id), m)
+        await self.publish(self.deliver_here(terminal_target(terminal_id), *messages))
+
+    def queue_changed_event(self, item_code: str) -> str:
+        """The event payload telling every node (this one at once) that a queue changed."""
+        self.mark_dirty(item_code)
+        return fanout.payload(fanout.EVENT, json.dumps({"event": "queue_changed",
+                                                        "item": item_code}), self.origin)
 
     async def queue_changed(self, item_code: str) -> None:
-        await fanout.publish_event(self.redis, "queue_changed", item=item_code)
+        await self.publish([self.queue_changed_event(item_code)])
+
+    def mark_dirty(self, item_code: str) -> None:
+        self._dirty_items.add(item_code)
+        self._dirty.set()
+
+    @contextlib.asynccontextmanager
+    async def urgent(self) -> AsyncIterator[None]:
+        """A clerk's intent in flight: bulk position pushes wait until it is done."""
+        self._urgent += 1
+        self._calm.clear()
+        try:
+            yield
+        finally:
+            self._urgent -= 1
+            if not self._urgent:
+                self._calm.set()
 
     @staticmethod
     def clerk_state(c: ClerkRecord) -> ClerkState:
@@ -174,9 +229,11 @@ class QueueService:
             self.waiting_here.pop(tid, None)
             return
         if ticket.state in ("waiting", "offered"):
-            self.waiting_here[tid] = LocalTerminal(ticket.ticket_id, ticket.item_code)
+            here = LocalTerminal(ticket.ticket_id, ticket.item_code, ticket.enqueued_at)
+            self.waiting_here[tid] = here
             status = await self.queue_status(ticket)
             if status is not None:
+                here.shown = _shown(status)
                 conn.send_model(status)
         elif ticket.call_id:
             call = await self.store.call(ticket.call_id)
@@ -213,14 +270,16 @@ class QueueService:
             if existing is not None and existing.state == "in_call":
                 raise ClientError("in_call", "您正在通话中")
             if existing is not None:
-                self.waiting_here[session.who] = LocalTerminal(held, existing.item_code)
+                here = LocalTerminal(held, existing.item_code, existing.enqueued_at)
+                self.waiting_here[session.who] = here
                 status = await self.queue_status(existing)
                 if status is not None:
+                    here.shown = _shown(status)
                     await self.to_terminal(session.who, status)
             return
         log.info("joined queue", extra={"ticket": ticket.ticket_id, "terminal": session.who,
                                         "item": item_code, "priority": priority})
-        self.waiting_here[session.who] = LocalTerminal(ticket.ticket_id, item_code)
+        self.waiting_here[session.who] = LocalTerminal(ticket.ticket_id, item_code, now)
         await self.dispatch_for_ticket(ticket)
         await self.queue_changed(item_code)
 
@@ -316,6 +375,9 @@ class QueueService:
 
     async def set_status(self, session: Session, status: str, reason: str | None) -> None:
         u = session.who
+        if status == "ready":
+            await self._go_ready(u, reason or "")
+            return
         clerk = await self.store.clerk(u)
         if clerk is None:
             raise ClientError("no_clerk", "请重新登录")
@@ -325,8 +387,29 @@ class QueueService:
                 await self._release_offer(offer, "offers_withdrawn", False, "", "withdrawn")
         await self.store.set_status(u, status, reason or "", self.now())
         await self.push_clerk_state(u)
-        if status == "ready":
-            await self.dispatch_for_clerk(u)
+
+    async def _go_ready(self, username: str, reason: str) -> None:
+        """Ready, and the first eligible applicant reserved in the same step if any waits:
+        two round trips (read the heads, then one script) before the offer goes out."""
+        clerk, candidates = await self._candidates(username, only_if_free=False)
+        if clerk is None:
+            raise ClientError("no_clerk", "请重新登录")
+        offer_id, now = _new_id("of"), self.now()
+        expires = now + self.settings.offer_timeout_s
+        done = await self.store.ready_first(username, reason, candidates, offer_id, now,
+                                            expires)
+        if done is None:
+            raise ClientError("no_clerk", "请重新登录")
+        clerk, got = done
+        if got is not None:
+            # As if set ready and then offered: ready (and idle) first, then the offer.
+            await self._announce_offer(OfferRecord(offer_id, username, got.ticket_id, now,
+                                                   expires), got, clerk,
+                                       replace(clerk, state="idle", offer_id=""))
+            return
+        await self.to_clerk(username, self.clerk_state(clerk))
+        if candidates:
+            await self.dispatch_for_clerk(username)  # others took them meanwhile: look again
 
     def offer_message(self, offer: OfferRecord, ticket: Ticket) -> Offer:
         item = self.items.get(ticket.item_code)
@@ -471,11 +554,23 @@ class QueueService:
                                                    expires), ticket)
         return result
 
-    async def _announce_offer(self, offer: OfferRecord, ticket: Ticket) -> None:
+    async def _announce_offer(self, offer: OfferRecord, ticket: Ticket,
+                              clerk: ClerkRecord | None = None, before: ClerkRecord | None = None
+                              ) -> None:
+        """The offer (to this node's connections at once) and the clerk's state after it
+        (`before` it too, if given), published for the other nodes in one round trip with
+        the news that the applicant's queue changed."""
+        if clerk is None:
+            clerk = await self.store.clerk(offer.clerk)
+        messages: list[BaseModel] = [self.offer_message(offer, ticket)]
+        if before is not None:
+            messages.insert(0, self.clerk_state(before))
+        if clerk is not None:
+            messages.append(self.clerk_state(clerk))
+        payloads = self.deliver_here(clerk_target(offer.clerk), *messages)
+        await self.publish([*payloads, self.queue_changed_event(ticket.item_code)])
         log.info("offer made", extra={"offer": offer.offer_id, "clerk": offer.clerk,
                                       "ticket": ticket.ticket_id})
-        await self.to_clerk(offer.clerk, self.offer_message(offer, ticket))
-        await self.push_clerk_state(offer.clerk)
 
     async def dispatch_for_ticket(self, ticket: Ticket) -> None:
         """Offer a newly free applicant to the eligible idle clerk the strategy picks."""
@@ -500,44 +595,44 @@ class QueueService:
     async def dispatch_for_clerk(self, username: str) -> None:
         """Offer a newly free clerk the first eligible applicant across its items."""
         for _ in range(RACE_RETRIES):
-            clerk = await self.store.clerk(username)
-            if clerk is None or clerk.status != "ready" or clerk.state != "idle":
-                return
-            candidates = await self._candidates(clerk)
-            if not candidates:
+            clerk, candidates = await self._candidates(username, only_if_free=True)
+            if clerk is None or not candidates:
                 return
             offer_id, now = _new_id("of"), self.now()
             expires = now + self.settings.offer_timeout_s
             got = await self.store.reserve_first(candidates, username, offer_id, now, expires)
             if isinstance(got, Ticket):
+                # Reserved only if still ready and idle: the rest of the record is as read.
+                held = replace(clerk, state="offered", offer_id=offer_id)
                 await self._announce_offer(OfferRecord(offer_id, username, got.ticket_id, now,
-                                                       expires), got)
+                                                       expires), got, held)
                 return
             if got == -1:
                 return  # the clerk is no longer free
 
-    async def _candidates(self, clerk: ClerkRecord) -> list[Ticket]:
-        """The clerk's next eligible applicants in queue order (a few, for reserve_first)."""
+    async def _candidates(self, username: str, only_if_free: bool
+                          ) -> tuple[ClerkRecord | None, list[Ticket]]:
+        """The clerk and its next eligible applicants in queue order (a few, for a
+        reservation), read in one round trip unless the queue heads are all ineligible.
+        With `only_if_free`, a clerk not ready and idle gets no candidates."""
         regions = self._item_regions()
-        items = [i for i in sorted(clerk.skills) if i in self.items]
-        cand = clerk.candidate()
-        start, size = 0, FIRST_PAGE
+        starts = dict.fromkeys(sorted(self.items), 0)
+        clerk: ClerkRecord | None = None
         for _ in range(MAX_PAGES):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for i in items:
-                    pipe.zrange(keys.waiting(i), start, start + size - 1)
-                heads = [strs(chunk) for chunk in await pipe.execute()]
-            tickets = {t.ticket_id: t for t in await self.store.tickets(
-                [tid for chunk in heads for tid in chunk]) if t is not None}
-            ordered = eligible_in_order(cand, (t.applicant() for t in tickets.values()),
-                                        regions)
+            clerk, heads = await self.store.clerk_heads(username, starts, HEADS_SCAN,
+                                                        HEADS_WANT, only_if_free)
+            if clerk is None or (only_if_free and (clerk.status, clerk.state)
+                                 != ("ready", "idle")):
+                return None, []
+            waiting = {t.ticket_id: t for h in heads for t in h.waiting}
+            ordered = eligible_in_order(clerk.candidate(),
+                                        (t.applicant() for t in waiting.values()), regions)
             if ordered:
-                return [tickets[a.ticket_id] for a in ordered[:CANDIDATES]]
-            items = [i for i, chunk in zip(items, heads, strict=True) if len(chunk) == size]
-            if not items:
-                return []
-            start, size = start + size, HEADS_PAGE
-        return []
+                return clerk, [waiting[a.ticket_id] for a in ordered[:CANDIDATES]]
+            starts = {h.item_code: h.next_start for h in heads if h.more}
+            if not starts:
+                break
+        return clerk, []
 
     # --- background loops ------------------------------------------------------------
 
@@ -561,80 +656,88 @@ class QueueService:
                 await self.dispatch_for_clerk(username)
 
     async def reap_dead_clerks(self) -> None:
-        clerks = [c for c in await self.store.all_clerks() if c.status != "offline"]
-        if not clerks:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for c in clerks:
-                pipe.exists(keys.clerk_presence(c.username))
-            alive = await pipe.execute()
-        for c, present in zip(clerks, alive, strict=True):
-            if not present and await self.store.clerk_gone(c.username, ""):
+        for c in await self.store.roster():
+            if c.status != "offline" and not c.present and await self.store.clerk_gone(
+                    c.username, ""):
                 await self._clerk_left(c.username)
 
     async def rebalance(self) -> None:
         """Safety net: offer every idle ready clerk its next applicant (one node at a time)."""
         if not await self.redis.set(keys.routing_lock(), self.settings.node_id, nx=True, px=900):
             return
-        for clerk in await self.store.ready_clerks():
-            await self.dispatch_for_clerk(clerk.username)
+        for username in strs(await self.redis.zrange(keys.clerks_ready(), 0, -1)):
+            await self.dispatch_for_clerk(username)
 
     async def refresh_figures(self) -> None:
         """Staffed clerks and recent handle times per item, for the estimated wait."""
         staffed: dict[str, int] = {}
-        for c in await self.store.all_clerks():
+        for c in await self.store.roster():
             if c.status != "offline":
                 for skill in c.skills:
                     staffed[skill] = staffed.get(skill, 0) + 1
         self._staffed = staffed
-        self._handle_times = {code: await self.store.handle_times(code) for code in self.items}
+        self._handle_times = await self.store.handle_times_of(sorted(self.items))
 
     async def refresh_presence(self) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for conn in self.conns.all():
-                kind, _, who = conn.target.partition(":")
-                if kind == "clerk":
-                    pipe.set(keys.clerk_presence(who), conn.conn_id,
-                             px=int(self.settings.clerk_presence_ttl_s * 1000))
-                else:
-                    pipe.set(keys.terminal_presence(who), conn.conn_id,
-                             px=int(self.settings.terminal_grace_s * 1000))
-            await pipe.execute()
+        conns = self.conns.all()
+        # In slices, so thousands of connections never hold the loop in one go.
+        for start in range(0, len(conns), PRESENCE_SLICE):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for conn in conns[start:start + PRESENCE_SLICE]:
+                    kind, _, who = conn.target.partition(":")
+                    if kind == "clerk":
+                        pipe.set(keys.clerk_presence(who), conn.conn_id,
+                                 px=int(self.settings.clerk_presence_ttl_s * 1000))
+                    else:
+                        pipe.set(keys.terminal_presence(who), conn.conn_id,
+                                 px=int(self.settings.terminal_grace_s * 1000))
+                await pipe.execute()
 
     async def push_positions(self, items: set[str] | None) -> None:
-        """Send each local waiting terminal (of `items`, or all) its place and estimated wait."""
-        local = [(tid, lt) for tid, lt in self.waiting_here.items()
-                 if items is None or lt.item_code in items]
-        # In slices, so thousands of waiting terminals never stall the loop in one go.
-        for start in range(0, len(local), POSITIONS_SLICE):
-            await self._push_slice(local[start:start + POSITIONS_SLICE])
+        """Tell local waiting terminals (of `items`, or all) their place and estimated wait,
+        where it changed since last told."""
+        for item in sorted(items if items is not None else self.items):
+            await self.push_item(item)
 
-    async def _push_slice(self, local: list[tuple[str, LocalTerminal]]) -> None:
-        tickets = await self.store.tickets([lt.ticket_id for _, lt in local])
-        present = [t for t in tickets if t is not None and t.state in ("waiting", "offered")]
-        for (tid, _), t in zip(local, tickets, strict=True):
-            if t is None or t.state not in ("waiting", "offered"):
-                self.waiting_here.pop(tid, None)
-        if not present:
+    async def push_item(self, item_code: str) -> None:
+        """One item's local waiting terminals: one Redis round trip for the whole queue,
+        then a message only to those whose place, state or estimate changed."""
+        local = [(tid, lt) for tid, lt in self.waiting_here.items() if lt.item_code == item_code]
+        if not local:
             return
-        for t, (position, total) in zip(present, await self.store.positions(present),
-                                        strict=True):
-            if position is None:
+        view = await self.store.queue_view(item_code)
+        place = {ticket_id: (n, state) for n, (ticket_id, state) in enumerate(view, 1)}
+        told = 0
+        for terminal_id, lt in local:
+            if self.waiting_here.get(terminal_id) is not lt:
+                continue  # joined again or left meanwhile
+            found = place.get(lt.ticket_id)
+            if found is None:
+                self.waiting_here.pop(terminal_id, None)  # in a call, or gone
                 continue
+            position, state = found
             msg = QueueStatus(
-                ticket_id=t.ticket_id, item_code=t.item_code,
-                state="offered" if t.state == "offered" else "waiting", position=position,
-                waiting_total=total, estimated_wait_s=self.estimate(t.item_code, position),
-                since=t.enqueued_at)
-            for conn in self.conns.of(terminal_target(t.terminal_id)):
+                ticket_id=lt.ticket_id, item_code=item_code,
+                state="offered" if state == "offered" else "waiting", position=position,
+                waiting_total=len(view), estimated_wait_s=self.estimate(item_code, position),
+                since=lt.since)
+            shown = _shown(msg)
+            if shown == lt.shown:
+                continue
+            lt.shown = shown
+            for conn in self.conns.of(terminal_target(terminal_id)):
                 conn.send_model(msg)
+            told += 1
+            if told % POSITIONS_CHUNK == 0:
+                await asyncio.sleep(0)  # let their writers and any intent run
 
     def deliver(self, payload: str) -> None:
-        target, _, text = payload.partition("\n")
+        origin, target, text = fanout.parse(payload)
+        if origin == self.origin:
+            return  # delivered here when sent
         if target == fanout.EVENT:
             if '"queue_changed"' in text:
-                self._dirty_items.add(str(json.loads(text)["item"]))
-                self._dirty.set()
+                self.mark_dirty(str(json.loads(text)["item"]))
             return
         for conn in self.conns.of(target):
             conn.send(text)
@@ -643,23 +746,44 @@ class QueueService:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(keys.events_channel())
         try:
-            while True:
-                msg = await pubsub.get_message(timeout=1.0)
+            async for msg in pubsub.listen():
                 if msg is not None and msg["type"] == "message":
                     self.deliver(str(msg["data"]))
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
+    def _next_positions(self, now: float) -> tuple[str | None, float]:
+        """The item whose positions to push now (a changed one not pushed within the gap,
+        else the next in the periodic refresh when due), or when to look again."""
+        wake = self._refresh_at
+        for item in sorted(self._dirty_items):
+            due = self._pushed_at.get(item, 0.0) + POSITION_GAP_S
+            if due <= now:
+                return item, now
+            wake = min(wake, due)
+        if now >= self._refresh_at and self.items:
+            # The refresh takes one item at a time, spread evenly over the period.
+            self._refresh_at = now + self.settings.position_refresh_s / len(self.items)
+            codes = sorted(self.items)
+            self._refresh_turn = (self._refresh_turn + 1) % len(codes)
+            return codes[self._refresh_turn], now
+        return None, wake
+
     async def _positions_step(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._dirty.wait(), self.settings.position_refresh_s)
-        if self._dirty.is_set():
-            await asyncio.sleep(0.05)  # coalesce a burst of changes into one update
-            items, self._dirty_items = self._dirty_items, set()
+        loop = asyncio.get_running_loop()
+        item, wake = self._next_positions(loop.time())
+        if item is None:
             self._dirty.clear()
-            await self.push_positions(items)
-        else:
-            await self.push_positions(None)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), max(wake - loop.time(), 0.001))
+            return
+        if self._urgent:
+            # Offers first: a bulk push waits (bounded) for clerks' intents in flight.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._calm.wait(), CALM_WAIT_S)
+        self._dirty_items.discard(item)
+        self._pushed_at[item] = loop.time()
+        await self.push_item(item)
 
     async def _every(self, interval: float, step: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -684,6 +808,10 @@ class QueueService:
                 name="presence"),
             asyncio.create_task(self._every(0, self._positions_step), name="positions"),
         ]
+
+
+def _shown(status: QueueStatus) -> tuple[str, int, int, int]:
+    return (status.state, status.position, status.waiting_total, status.estimated_wait_s)
 
 
 SERVICE = web.AppKey("service", QueueService)

@@ -7,6 +7,7 @@ Each text frame is one JSON message validated by `core.messages`; anything wrong
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -61,8 +62,11 @@ async def _handle(svc: QueueService, session: Session, conn: Connection, raw: st
         log.info("message not allowed for role", extra={"who": session.who, "type": msg.type})
         return
     started = time.monotonic()
+    # A clerk's intent may make an offer: bulk position pushes wait while it is in flight.
+    urgent = svc.urgent() if session.role == "clerk" else contextlib.nullcontext()
     try:
-        await _dispatch(svc, session, conn, msg)
+        async with urgent:
+            await _dispatch(svc, session, conn, msg)
         took = time.monotonic() - started
         if took > SLOW_INTENT_S:
             log.warning("slow intent", extra={"who": session.who, "type": msg.type,
