@@ -274,6 +274,11 @@ async def _run_n(url: str, worker: Any, n: int, seconds: float, warmup: float,
         r1 = health1["calls_detail"].get(call_id, {}).get("recording") or {}
         rec_fps.append((r1.get("frames_written", 0) - r0.get("frames_written", 0)) / span)
         drops += r1.get("frames_dropped", 0) - r0.get("frames_dropped", 0)
+    threads0, threads1 = health0.get("cpu_by_thread", {}), health1.get("cpu_by_thread", {})
+    # Where the worker's CPU goes, as a fraction of one core per call, by kind of thread.
+    where = {name: round((spent - threads0.get(name, 0.0)) / span / n, 3)
+             for name, spent in sorted(threads1.items())
+             if spent - threads0.get(name, 0.0) > 0.005 * span}
     lat = [t["latency_ms_p50"] for t in video if t["latency_ms_p50"] is not None]
     lat95 = [t["latency_ms_p95"] for t in video if t["latency_ms_p95"] is not None]
     return {
@@ -281,6 +286,7 @@ async def _run_n(url: str, worker: Any, n: int, seconds: float, warmup: float,
         "worker_cpu_per_call": round(cpu_s / span / n, 3),  # fraction of one core
         "worker_cpu_total": round(cpu_s / span, 3),
         "peers_cpu_total": round((peers1 - peers0) / span, 3),  # on the other cores
+        "worker_cpu_per_call_by_thread": where,
         "video_fps_min": min((t["fps"] for t in video), default=0.0),
         "video_fps_mean": round(statistics.mean(t["fps"] for t in video), 2) if video else 0.0,
         "video_tracks": len(video),

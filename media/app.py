@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psutil  # type: ignore[import-untyped]
 import redis.asyncio as aioredis
 from aiohttp import web
 from sqlalchemy import select
@@ -149,6 +152,17 @@ async def thumb(request: web.Request) -> web.StreamResponse:
                             headers={"Content-Type": "image/jpeg"})
 
 
+def cpu_by_thread() -> dict[str, float]:
+    """CPU seconds so far per kind of thread (event loop, decoders, recorder, encoders)."""
+    names = {t.native_id: re.sub(r"[-_]\d+(_\d+)?$", "", t.name)
+             for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for t in psutil.Process().threads():
+        name = names.get(t.id, "other")
+        out[name] = round(out.get(name, 0.0) + t.user_time + t.system_time, 3)
+    return out
+
+
 async def health(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     info = hub.info(time.time())
@@ -161,7 +175,8 @@ async def health(request: web.Request) -> web.Response:
         }
         for call_id, call in hub.calls.items()
     }
-    return web.json_response({**info.to_hash(), "calls_detail": calls})
+    return web.json_response({**info.to_hash(), "calls_detail": calls,
+                              "cpu_by_thread": cpu_by_thread()})
 
 
 def create_app(settings: Settings) -> web.Application:
