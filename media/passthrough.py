@@ -69,8 +69,12 @@ class EncodedFeed:
         self._last_pli = 0.0
         self._pli_tasks: set[asyncio.Task[None]] = set()
         # The decoder thread reads this very queue object, so wrap its put in place.
-        internals: Any = receiver
-        decoder_queue: Any = internals._RTCRtpReceiver__decoder_queue
+        decoder_queue: Any = getattr(receiver, "_RTCRtpReceiver__decoder_queue", None)
+        if decoder_queue is None or not hasattr(decoder_queue, "put"):
+            # An aiortc without this internal: every consumer gets re-encoded frames.
+            log.warning("encoded pass-through unavailable with this aiortc; re-encoding")
+            self.codec = None
+            return
         forward_put: Callable[[Any], None] = decoder_queue.put
 
         def put(item: Any, *args: Any, **kwargs: Any) -> None:
