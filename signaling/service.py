@@ -408,7 +408,7 @@ class QueueService:
                                        replace(clerk, state="idle", offer_id=""))
             return
         await self.to_clerk(username, self.clerk_state(clerk))
-        if candidates:
+        if candidates and clerk.state == "idle":
             await self.dispatch_for_clerk(username)  # others took them meanwhile: look again
 
     def offer_message(self, offer: OfferRecord, ticket: Ticket) -> Offer:
