@@ -193,3 +193,41 @@ async def test_two_nodes_share_one_queue(settings: Settings, redis: aioredis.Red
     finally:
         await node_a.close()
         await node_b.close()
+
+
+async def test_unchanged_position_is_not_sent_again(server: TestServer) -> None:
+    term = await connect_terminal(server)
+    await term.send(type="join_queue", item_code="GL-JT")
+    await term.recv("queue_status", position=1)
+    # The periodic refresh (1 s here) looks at the queue again but finds nothing new.
+    assert await term.quiet("queue_status", 1.5) == []
+    await term.close()
+
+
+async def test_clerk_going_ready_gets_one_offer_across_nodes(settings: Settings,
+                                                              redis: aioredis.Redis) -> None:
+    node_a = TestServer(create_app(fast(settings, node_id="node-a")))
+    node_b = TestServer(create_app(fast(settings, node_id="node-b")))
+    await node_a.start_server()
+    await node_b.start_server()
+    try:
+        term = await connect_terminal(node_a)
+        await term.send(type="join_queue", item_code="HJ-ZM")
+        await term.recv("queue_status", state="waiting")
+        here = await connect_clerk(node_a, "clerk1", ready=False)
+        there = await connect_clerk(node_b, "clerk1", ready=False)  # a second tab
+        await here.send(type="set_status", status="ready")
+        ready = await here.recv("clerk_state", status="ready")
+        offer = await here.recv("offer")
+        after = await here.recv("clerk_state", state="offered")
+        assert ready["state"] == "idle" and after["offer_id"] == offer["offer_id"]
+        assert (await there.recv("offer"))["offer_id"] == offer["offer_id"]
+        await term.recv("queue_status", state="offered")
+        # Delivered on the clerk's own node at once and on the other through Redis: once each.
+        assert await here.quiet("offer", 0.5) == []
+        assert await there.quiet("offer", 0.1) == []
+        for p in (term, here, there):
+            await p.close()
+    finally:
+        await node_a.close()
+        await node_b.close()
