@@ -699,9 +699,10 @@ class QueueService:
         for item in sorted(items if items is not None else self.items):
             await self.push_item(item)
 
-    async def push_item(self, item_code: str) -> None:
+    async def push_item(self, item_code: str, unchanged_too: bool = False) -> None:
         """One item's local waiting terminals: one Redis round trip for the whole queue,
-        then a message only to those whose place, state or estimate changed."""
+        then a message to those whose place, state or estimate changed (`unchanged_too`:
+        to all, as the periodic refresh promises)."""
         local = [(tid, lt) for tid, lt in self.waiting_here.items() if lt.item_code == item_code]
         if not local:
             return
@@ -722,7 +723,7 @@ class QueueService:
                 waiting_total=len(view), estimated_wait_s=self.estimate(item_code, position),
                 since=lt.since)
             shown = _shown(msg)
-            if shown == lt.shown:
+            if shown == lt.shown and not unchanged_too:
                 continue
             lt.shown = shown
             for conn in self.conns.of(terminal_target(terminal_id)):
@@ -752,26 +753,27 @@ class QueueService:
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    def _next_positions(self, now: float) -> tuple[str | None, float]:
+    def _next_positions(self, now: float) -> tuple[str | None, bool, float]:
         """The item whose positions to push now (a changed one not pushed within the gap,
-        else the next in the periodic refresh when due), or when to look again."""
+        else the next in the periodic refresh when due) and whether it is the refresh, or
+        when to look again."""
         wake = self._refresh_at
         for item in sorted(self._dirty_items):
             due = self._pushed_at.get(item, 0.0) + POSITION_GAP_S
             if due <= now:
-                return item, now
+                return item, False, now
             wake = min(wake, due)
         if now >= self._refresh_at and self.items:
             # The refresh takes one item at a time, spread evenly over the period.
             self._refresh_at = now + self.settings.position_refresh_s / len(self.items)
             codes = sorted(self.items)
             self._refresh_turn = (self._refresh_turn + 1) % len(codes)
-            return codes[self._refresh_turn], now
-        return None, wake
+            return codes[self._refresh_turn], True, now
+        return None, False, wake
 
     async def _positions_step(self) -> None:
         loop = asyncio.get_running_loop()
-        item, wake = self._next_positions(loop.time())
+        item, refresh, wake = self._next_positions(loop.time())
         if item is None:
             self._dirty.clear()
             with contextlib.suppress(TimeoutError):
@@ -783,7 +785,7 @@ class QueueService:
                 await asyncio.wait_for(self._calm.wait(), CALM_WAIT_S)
         self._dirty_items.discard(item)
         self._pushed_at[item] = loop.time()
-        await self.push_item(item)
+        await self.push_item(item, unchanged_too=refresh)
 
     async def _every(self, interval: float, step: Callable[[], Awaitable[None]]) -> None:
         while True:

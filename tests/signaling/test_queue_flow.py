@@ -195,13 +195,27 @@ async def test_two_nodes_share_one_queue(settings: Settings, redis: aioredis.Red
         await node_b.close()
 
 
-async def test_unchanged_position_is_not_sent_again(server: TestServer) -> None:
-    term = await connect_terminal(server)
-    await term.send(type="join_queue", item_code="GL-JT")
-    await term.recv("queue_status", position=1)
-    # The periodic refresh (1 s here) looks at the queue again but finds nothing new.
-    assert await term.quiet("queue_status", 1.5) == []
-    await term.close()
+async def test_queue_change_is_sent_only_to_terminals_it_changes(
+        settings: Settings, redis: aioredis.Redis) -> None:
+    srv = TestServer(create_app(fast(settings, position_refresh_s=60.0)))
+    await srv.start_server()
+    try:
+        t1 = await connect_terminal(srv, VILLAGE)
+        t2 = await connect_terminal(srv, VILLAGE2)
+        await t1.send(type="join_queue", item_code="YL-CB")
+        await t1.recv("queue_status", position=1)
+        await t2.send(type="join_queue", item_code="YL-CB", priority=True)
+        await t2.recv("queue_status", position=1)
+        await t1.recv("queue_status", position=2)
+        clerk = await connect_clerk(srv)
+        await clerk.recv("offer")
+        await t2.recv("queue_status", state="offered")
+        # Second in line with the same total and estimate: nothing new for the first joiner.
+        assert await t1.quiet("queue_status", 1.0) == []
+        for p in (t1, t2, clerk):
+            await p.close()
+    finally:
+        await srv.close()
 
 
 async def test_clerk_going_ready_gets_one_offer_across_nodes(settings: Settings,
