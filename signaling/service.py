@@ -757,19 +757,20 @@ class QueueService:
         """The item whose positions to push now (a changed one not pushed within the gap,
         else the next in the periodic refresh when due) and whether it is the refresh, or
         when to look again."""
-        wake = self._refresh_at
+        dues = []
         for item in sorted(self._dirty_items):
             due = self._pushed_at.get(item, 0.0) + POSITION_GAP_S
             if due <= now:
                 return item, False, now
-            wake = min(wake, due)
-        if now >= self._refresh_at and self.items:
+            dues.append(due)
+        if now >= self._refresh_at:
             # The refresh takes one item at a time, spread evenly over the period.
-            self._refresh_at = now + self.settings.position_refresh_s / len(self.items)
             codes = sorted(self.items)
-            self._refresh_turn = (self._refresh_turn + 1) % len(codes)
-            return codes[self._refresh_turn], True, now
-        return None, False, wake
+            self._refresh_at = now + self.settings.position_refresh_s / max(len(codes), 1)
+            if codes:
+                self._refresh_turn = (self._refresh_turn + 1) % len(codes)
+                return codes[self._refresh_turn], True, now
+        return None, False, min([self._refresh_at, *dues])
 
     async def _positions_step(self) -> None:
         loop = asyncio.get_running_loop()
