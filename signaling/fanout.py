@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,46 +68,60 @@ async def publish_event(redis: aioredis.Redis, kind: str, **data: Any) -> None:
 
 
 class Connection:
-    """One client websocket with a bounded outbox drained by its own writer task."""
+    """One client websocket with a bounded outbox. A writer task drains it while there is
+    something to send and ends when it is empty, so an idle connection holds no task (less
+    memory, and fewer objects for every full garbage collection to walk)."""
 
     def __init__(self, ws: web.WebSocketResponse, conn_id: str, target: str) -> None:
         self.ws = ws
         self.conn_id = conn_id
         self.target = target
-        self._outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX_LIMIT)
+        self._outbox: deque[str] = deque()
         self._writer: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._writer = asyncio.create_task(self._drain(), name=f"ws-writer-{self.conn_id}")
+        self._failed = False
 
     def send(self, text: str) -> None:
-        try:
-            self._outbox.put_nowait(text)
-        except asyncio.QueueFull:
+        if self._failed:
+            return
+        if len(self._outbox) >= OUTBOX_LIMIT:
             log.warning("outbox full, closing slow client",
                         extra={"target": self.target, "conn": self.conn_id})
+            self._failed = True
+            self._outbox.clear()
             asyncio.get_running_loop().create_task(self.ws.close(code=1013, message=b"too slow"))
+            return
+        self._outbox.append(text)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._drain())
 
     def send_model(self, message: BaseModel) -> None:
         self.send(encode(message))
 
     async def _drain(self) -> None:
-        while True:
-            text = await self._outbox.get()
-            if self.ws.closed:
-                return
-            try:
-                await asyncio.wait_for(self.ws.send_str(text), 10)
-            except (ConnectionError, TimeoutError, RuntimeError) as exc:
-                log.info("send failed, dropping connection",
-                         extra={"target": self.target, "error": repr(exc)})
-                return
+        try:
+            while self._outbox and not self._failed:
+                text = self._outbox.popleft()
+                if self.ws.closed:
+                    self._failed = True
+                    return
+                try:
+                    await asyncio.wait_for(self.ws.send_str(text), 10)
+                except (ConnectionError, TimeoutError, RuntimeError) as exc:
+                    log.info("send failed, dropping connection",
+                             extra={"target": self.target, "error": repr(exc)})
+                    self._failed = True
+                    return
+        finally:
+            self._writer = None
 
     async def stop(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
+        self._failed = True
+        self._outbox.clear()
+        writer = self._writer
+        if writer is not None:
+            writer.cancel()
             # A send stuck on a half-closed socket must not hold the cleanup forever.
-            await asyncio.wait({self._writer}, timeout=1.0)
+            await asyncio.wait({writer}, timeout=1.0)
 
 
 class Connections:

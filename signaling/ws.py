@@ -142,7 +142,6 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     target = f"{session.role}:{session.who}"
     conn = Connection(ws, secrets.token_hex(8), target)
-    conn.start()
     svc.conns.add(conn)
     bucket = TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst)
     dropped = 0
