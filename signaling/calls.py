@@ -32,6 +32,7 @@ from core.settings import Settings
 from media.records import media_calls
 from media.registry import live_workers, pick_worker, str_map, strs
 from signaling.appkeys import ENGINE, REDIS, SETTINGS
+from signaling.loops import raise_if_cancelling
 
 log = logging.getLogger("signaling.calls")
 
@@ -211,6 +212,7 @@ async def _watch(app: web.Application) -> None:
             await watch_once(app)
         except Exception:
             log.exception("media watcher pass failed")
+        raise_if_cancelling()
         await asyncio.sleep(WATCH_INTERVAL_S)
 
 

@@ -105,7 +105,8 @@ class Connection:
                     self._failed = True
                     return
                 try:
-                    await asyncio.wait_for(self.ws.send_str(text), 10)
+                    async with asyncio.timeout(10):
+                        await self.ws.send_str(text)
                 except (ConnectionError, TimeoutError, RuntimeError) as exc:
                     log.info("send failed, dropping connection",
                              extra={"target": self.target, "error": repr(exc)})

@@ -44,6 +44,7 @@ from core.settings import Settings
 from signaling import calls, fanout
 from signaling.auth import Session
 from signaling.fanout import Connection, Connections, clerk_target, terminal_target
+from signaling.loops import raise_if_cancelling, wait_for_event
 from signaling.queue_store import ClerkRecord, OfferRecord, QueueStore, Ticket, strs
 from signaling.routing import eligible_in_order, estimate_wait, pick_clerk
 
@@ -748,6 +749,7 @@ class QueueService:
         await pubsub.subscribe(keys.events_channel())
         try:
             async for msg in pubsub.listen():
+                raise_if_cancelling()
                 if msg is not None and msg["type"] == "message":
                     self.deliver(str(msg["data"]))
         finally:
@@ -777,13 +779,11 @@ class QueueService:
         item, refresh, wake = self._next_positions(loop.time())
         if item is None:
             self._dirty.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), max(wake - loop.time(), 0.001))
+            await wait_for_event(self._dirty, max(wake - loop.time(), 0.001))
             return
         if self._urgent:
             # Offers first: a bulk push waits (bounded) for clerks' intents in flight.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._calm.wait(), CALM_WAIT_S)
+            await wait_for_event(self._calm, CALM_WAIT_S)
         self._dirty_items.discard(item)
         self._pushed_at[item] = loop.time()
         await self.push_item(item, unchanged_too=refresh)
@@ -795,6 +795,7 @@ class QueueService:
             except (RedisError, ConnectionError, OSError) as exc:
                 log.warning("background step failed", extra={"step": step.__name__,
                                                              "error": repr(exc)})
+            raise_if_cancelling()
             await asyncio.sleep(interval)
 
     async def run_background(self) -> list[asyncio.Task[None]]:
