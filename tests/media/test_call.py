@@ -115,7 +115,11 @@ async def test_call_relays_captures_and_records(worker: Worker,
         assert forwarding["passed"] > 0 and forwarding["reencoded"] == 0, forwarding
 
         await _check_capture(worker, signaling_app, call_id, clerk_join.token)
-        await asyncio.sleep(1.0)  # let the recording cover a few segments
+        # The recording closes a segment (2 s here) before the hang-up closes the next.
+        for _ in range(100):
+            if (await _health(worker))["calls_detail"][call_id]["recording"]["segments"]:
+                break
+            await asyncio.sleep(0.1)
     finally:
         await stop_call(signaling_app, call_id, "hangup")
         stopped = time.time()
