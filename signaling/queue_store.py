@@ -44,16 +44,13 @@ redis.call('HINCRBY', KEYS[6], 'offers_made', 1)
 return 1
 """
 
-# The first still-waiting ticket of a clerk's candidates, reserved in one step: clerks
-# freeing up together then take different applicants instead of racing for the head.
-# KEYS: clerk, clerks_ready, offer, offers_expiry, counters, ticket_1..ticket_n
-# ARGV: offer_id, username, now, expires_at, ticket_id_1..ticket_id_n
-_RESERVE_FIRST = """
-local st = redis.call('HMGET', KEYS[1], 'status', 'state')
-if st[1] ~= 'ready' or st[2] ~= 'idle' then return -1 end
+# Lua shared by the two scripts below: reserve for clerk KEYS[1] the first ticket still
+# waiting among KEYS[6..] (ticket ids from ARGV[first_tid]), setting `got` to its 1-based
+# index or leaving it 0. KEYS 2-5 and ARGV 1-4 are as both scripts name them.
+_TAKE_FIRST_WAITING = """
 for i = 6, #KEYS do
   if redis.call('HGET', KEYS[i], 'state') == 'waiting' then
-    local tid = ARGV[i - 1]
+    local tid = ARGV[first_tid + i - 6]
     redis.call('HSET', KEYS[i], 'state', 'offered', 'offer_id', ARGV[1])
     redis.call('HSET', KEYS[1], 'state', 'offered', 'offer_id', ARGV[1])
     redis.call('ZREM', KEYS[2], ARGV[2])
@@ -61,38 +58,37 @@ for i = 6, #KEYS do
                'created_at', ARGV[3], 'expires_at', ARGV[4])
     redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
     redis.call('HINCRBY', KEYS[5], 'offers_made', 1)
-    return i - 5
+    got = i - 5
+    break
   end
 end
-return 0
+"""
+
+# The first still-waiting ticket of a clerk's candidates, reserved in one step: clerks
+# freeing up together then take different applicants instead of racing for the head.
+# KEYS: clerk, clerks_ready, offer, offers_expiry, counters, ticket_1..ticket_n
+# ARGV: offer_id, username, now, expires_at, ticket_id_1..ticket_id_n
+_RESERVE_FIRST = """
+local st = redis.call('HMGET', KEYS[1], 'status', 'state')
+if st[1] ~= 'ready' or st[2] ~= 'idle' then return -1 end
+local first_tid, got = 5, 0
+""" + _TAKE_FIRST_WAITING + """
+return got
 """
 
 # A clerk goes ready and, if idle, takes the first still-waiting of its candidates: one
 # round trip for the routing's hottest intent, as atomic as set-status then reserve-first.
 # KEYS: clerk, clerks_ready, offer, offers_expiry, counters, ticket_1..ticket_n
 # ARGV: offer_id, username, now, expires_at, reason, ticket_id_1..ticket_id_n
-# Returns {0} without a clerk record, else {candidate index or 0, clerk hash (flat)}.
+# Returns {0} without a clerk record, else {1, candidate index or 0, clerk hash (flat)}.
 _READY_FIRST = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 local cur = redis.call('HMGET', KEYS[1], 'status', 'state')
 redis.call('HSET', KEYS[1], 'status', 'ready', 'reason', ARGV[5])
 if cur[1] ~= 'ready' then redis.call('HSET', KEYS[1], 'idle_since', ARGV[3]) end
-local got = 0
+local first_tid, got = 6, 0
 if cur[2] == 'idle' then
-  for i = 6, #KEYS do
-    if redis.call('HGET', KEYS[i], 'state') == 'waiting' then
-      local tid = ARGV[i]
-      redis.call('HSET', KEYS[i], 'state', 'offered', 'offer_id', ARGV[1])
-      redis.call('HSET', KEYS[1], 'state', 'offered', 'offer_id', ARGV[1])
-      redis.call('ZREM', KEYS[2], ARGV[2])
-      redis.call('HSET', KEYS[3], 'offer_id', ARGV[1], 'clerk', ARGV[2], 'ticket_id', tid,
-                 'created_at', ARGV[3], 'expires_at', ARGV[4])
-      redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
-      redis.call('HINCRBY', KEYS[5], 'offers_made', 1)
-      got = i - 5
-      break
-    end
-  end
+""" + _TAKE_FIRST_WAITING + """
   if got == 0 then
     redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[1], 'idle_since'), ARGV[2])
   end
