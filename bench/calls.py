@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import psutil  # type: ignore[import-untyped]  # noqa: E402
 
 from core.jointoken import JoinClaims, Role, mint  # noqa: E402
-from core.localstack import free_port, private_servers  # noqa: E402
+from core.localstack import free_port, private_servers, wait_http  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
 
 SECRET = "bench-join-secret"
@@ -222,16 +222,6 @@ async def _get_health(url: str) -> dict[str, Any]:
         return body
 
 
-async def _wait_health(url: str) -> None:
-    for _ in range(300):
-        try:
-            await _get_health(url)
-            return
-        except aiohttp.ClientError:
-            await asyncio.sleep(0.1)
-    raise RuntimeError("worker did not start")
-
-
 async def _stop(url: str, call_id: str) -> None:
     token = mint(SECRET, JoinClaims(call_id, "bench", "control", time.time() + 60))
     async with aiohttp.ClientSession() as http, http.post(
@@ -346,7 +336,7 @@ def _driver(ns: list[int], seconds: float, warmup: float, record: bool,
 
 async def _measure(url: str, worker: Any, ns: list[int], seconds: float,
                    warmup: float, clips: Path) -> list[dict[str, Any]]:
-    await _wait_health(url)
+    await asyncio.to_thread(wait_http, f"{url}/health", 30)
     rows = []
     for n in ns:
         row = await _run_n(url, worker, n, seconds, warmup, clips)

@@ -40,7 +40,7 @@ from sqlalchemy import insert  # noqa: E402
 from core import keys, records  # noqa: E402
 from core.catalogue import DEMO_ITEMS  # noqa: E402
 from core.credentials import hash_password, hash_token  # noqa: E402
-from core.localstack import free_port, private_servers  # noqa: E402
+from core.localstack import free_port, private_servers, wait_http  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
 from core.seed import seed_demo  # noqa: E402
 from core.settings import Settings  # noqa: E402
@@ -161,21 +161,6 @@ def terminal_session(i: int) -> Session:
                    display_name=f"测试终端{i}", region_code="420115", village="江夏区测试村")
 
 
-async def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
-    async with aiohttp.ClientSession() as client:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise RuntimeError("signaling node exited early")
-            try:
-                async with client.get(f"{url}/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("signaling node did not come up")
-
-
 def start_terminals(url: str, sids: list[str], join: bool, folder: Path) -> subprocess.Popen[str]:
     path = folder / f"sids-{len(sids)}-{join}.json"
     path.write_text(json.dumps(sids))
@@ -274,7 +259,7 @@ async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: st
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             preexec_fn=raise_fd_limit)
     try:
-        await wait_healthy(url, node)
+        await asyncio.to_thread(wait_http, f"{url}/healthz", 30, node, "signaling node")
         proc = psutil.Process(node.pid)
         await asyncio.sleep(1)  # a fresh node: nothing freed yet to be reused
         rss_before = proc.memory_info().rss

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from core.localstack import PostgresServer, RedisServer, free_port
+from core.localstack import LocalStackError, PostgresServer, RedisServer, free_port, wait_http
 from core.migrate import upgrade
 from core.seed import DEMO_ACCOUNTS, DEMO_PASSWORD, DEMO_TERMINALS
 from core.settings import ROOT, Settings
@@ -56,19 +56,6 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
                             stderr=subprocess.STDOUT)
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"signaling exited with {proc.returncode}; see var/logs/")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1):
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"signaling did not answer {url} within {timeout_s}s; see var/logs/")
-
-
 def main() -> None:
     env = dict(os.environ)
     env.setdefault("MEDIA_ICE_HOSTS", "127.0.0.1")
@@ -97,7 +84,10 @@ def main() -> None:
         signal.signal(signal.SIGINT, _stop)
         try:
             base = settings.base_url
-            _wait_healthy(f"{base}/healthz", procs[0], 60)
+            try:
+                wait_http(f"{base}/healthz", 60, procs[0], "signaling")
+            except LocalStackError as exc:
+                raise SystemExit(f"{exc}; see var/logs/") from exc
             _banner(base, env)
             while not stop and all(p.poll() is None for p in procs):
                 time.sleep(0.5)

@@ -13,9 +13,11 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 class LocalStackError(RuntimeError):
@@ -36,6 +38,24 @@ def _wait_for_port(port: int, timeout_s: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise LocalStackError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s}s")
+
+
+# Local servers are asked directly: an http_proxy in the environment must not see them.
+direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[Any] | None = None,
+              what: str = "the server") -> None:
+    """Until `url` answers 200; fails early if `proc` (the server's process) exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise LocalStackError(f"{what} exited with {proc.returncode}")
+        with contextlib.suppress(OSError), direct.open(url, timeout=1) as resp:
+            if resp.status == 200:
+                return
+        time.sleep(0.1)
+    raise LocalStackError(f"{what} did not answer {url} within {timeout_s}s")
 
 
 def pg_bin_dir() -> Path:

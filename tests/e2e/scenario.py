@@ -14,7 +14,6 @@ import sys
 import tempfile
 import time
 import traceback
-import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from approval.messages import CaseResult
 from core import keys
+from core.localstack import direct
 from signaling.fanout import terminal_target
 from tests.e2e.pages import (
     Watch,
@@ -62,7 +62,7 @@ class Scenario:
 
     def forwarding(self, call_id: str) -> dict[str, int]:
         """The worker's count of frames passed through versus encoded again."""
-        with urllib.request.urlopen(f"{self.stack.media_url}/health", timeout=10) as resp:
+        with direct.open(f"{self.stack.media_url}/health", timeout=10) as resp:
             health = json.load(resp)
         out: dict[str, int] = health["calls_detail"][call_id]["forwarding"]
         return out

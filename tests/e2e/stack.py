@@ -11,8 +11,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.localstack import free_port, private_servers
+from core.localstack import LocalStackError, free_port, private_servers, wait_http
 from core.migrate import upgrade
 from core.seed import seed_demo
 from core.settings import ROOT
@@ -96,25 +94,16 @@ class Stack:
         self.procs[name] = proc
         url = (f"{self.media_url}/health" if name == "media"
                else f"{self.base_url}/healthz")
-        _wait_http(url, 30, proc, name)
+        try:
+            wait_http(url, 30, proc, name)
+        except LocalStackError as exc:
+            raise StackError(str(exc)) from exc
 
     def stop_all(self) -> None:
         for name in ("signaling", "media"):
             proc = self.procs.pop(name, None)
             if proc is not None:
                 _stop(proc)
-
-
-def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise StackError(f"{what} exited with {proc.returncode}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as resp:
-            if resp.status == 200:
-                return
-        time.sleep(0.1)
-    raise StackError(f"{what} did not answer {url} within {timeout_s}s")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

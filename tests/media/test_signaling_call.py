@@ -8,19 +8,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from core.localstack import free_port
+from core.localstack import free_port, wait_http
 from core.records import make_engine
 from core.settings import ROOT, Settings
 from media.records import media_calls
@@ -121,25 +119,12 @@ def worker_process(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
             proc.wait(10)
 
 
-async def _wait_healthy(url: str, proc_log: Path) -> None:
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            try:
-                async with http.get(f"{url}/health") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"worker did not start, see {proc_log}")
-
-
 async def test_killed_worker_fails_its_calls_and_keeps_written_segments(
     worker_process: Settings, redis: aioredis.Redis, tmp_path: Path
 ) -> None:
     s = worker_process
-    await _wait_healthy(s.media_url, tmp_path / "worker.log")
+    await asyncio.to_thread(wait_http, f"{s.media_url}/health", 30,
+                            what=f"the worker (log: {tmp_path / 'worker.log'})")
     srv = TestServer(create_app(fast(replace(s, port=free_port()))))
     await srv.start_server()
     term, clerk, call_t, call_c = await _call(srv)
