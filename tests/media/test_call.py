@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from core import keys
 from core.jointoken import JoinClaims, mint
+from core.messages import MediaJoin
 from media.composite import WATERMARK_BOX, Watermark, render_watermark
 from media.recording import verify_chain
 from media.records import media_calls, recording_segments, scans
@@ -73,21 +74,30 @@ def probe(path: Path) -> dict[str, object]:
     return result
 
 
+async def _two_party(worker: Worker, app: web.Application, call_id: str, terminal_id: str,
+                     clerk_username: str, *, terminal_codec: str | None = None,
+                     clerk_codec: str | None = None) -> tuple[Peer, Peer, MediaJoin, MediaJoin]:
+    """Signaling places a call; the terminal (red face, document, 440 Hz) and the clerk
+    (green camera, 1000 Hz) join it on the worker."""
+    joins = await start_call(app, CallStart(
+        call_id=call_id, ticket_id=f"t-{call_id}", item_code="HOUSE", terminal_id=terminal_id,
+        terminal_name=TERMINAL_NAME, clerk_username=clerk_username, clerk_name=CLERK_NAME))
+    term_join, clerk_join = joins[terminal_id], joins[clerk_username]
+    assert term_join is not None and clerk_join is not None
+    terminal = await join(worker.url, call_id, term_join.token, terminal_lines(
+        colour_track(RED), document_track(), ToneTrack(440)), video_codec=terminal_codec)
+    clerk = await join(worker.url, call_id, clerk_join.token, clerk_lines(
+        colour_track(GREEN), ToneTrack(1000)), video_codec=clerk_codec)
+    return terminal, clerk, term_join, clerk_join
+
+
 async def test_call_relays_captures_and_records(worker: Worker,
                                                  signaling_app: web.Application) -> None:
     call_id = "call-media-1"
-    joins = await start_call(signaling_app, CallStart(
-        call_id=call_id, ticket_id="t1", item_code="HOUSE", terminal_id="T-1",
-        terminal_name=TERMINAL_NAME, clerk_username="clerk-a", clerk_name=CLERK_NAME))
-    term_join, clerk_join = joins["T-1"], joins["clerk-a"]
-    assert term_join is not None and clerk_join is not None
-    assert term_join.worker_url == worker.url and term_join.role == "terminal"
-
     started = time.time()
-    terminal = await join(worker.url, call_id, term_join.token, terminal_lines(
-        colour_track(RED), document_track(), ToneTrack(440)))
-    clerk = await join(worker.url, call_id, clerk_join.token, clerk_lines(
-        colour_track(GREEN), ToneTrack(1000)))
+    terminal, clerk, term_join, clerk_join = await _two_party(
+        worker, signaling_app, call_id, "T-1", "clerk-a")
+    assert term_join.worker_url == worker.url and term_join.role == "terminal"
     peers: list[Peer] = [terminal, clerk]
     try:
         # The clerk sees the face and the document and hears the applicant; and back.
@@ -139,15 +149,9 @@ async def test_a_clerk_on_another_video_codec_sees_and_is_seen(
     """The terminal sends VP8, the clerk's browser only takes H.264: the worker re-encodes
     for the clerk instead of passing VP8 through, and both still see each other."""
     call_id = "call-media-h264"
-    joins = await start_call(signaling_app, CallStart(
-        call_id=call_id, ticket_id="t2", item_code="HOUSE", terminal_id="T-2",
-        terminal_name=TERMINAL_NAME, clerk_username="clerk-h", clerk_name=CLERK_NAME))
-    term_join, clerk_join = joins["T-2"], joins["clerk-h"]
-    assert term_join is not None and clerk_join is not None
-    terminal = await join(worker.url, call_id, term_join.token, terminal_lines(
-        colour_track(RED), document_track(), ToneTrack(440)), video_codec="video/VP8")
-    clerk = await join(worker.url, call_id, clerk_join.token, clerk_lines(
-        colour_track(GREEN), ToneTrack(1000)), video_codec="video/H264")
+    terminal, clerk, _, _ = await _two_party(
+        worker, signaling_app, call_id, "T-2", "clerk-h",
+        terminal_codec="video/VP8", clerk_codec="video/H264")
     try:
         await until(lambda: near(clerk.received[0].mean_colour(), RED), what="face at clerk")
         await until(lambda: looks_like_document(clerk.received[1]), what="document at clerk")
