@@ -14,7 +14,8 @@ import sys
 
 import redis.asyncio as aioredis
 
-from approval.worker import AutoReviewer, make_store, sweep_forever
+from approval.store import make_store
+from approval.worker import AutoReviewer, sweep_forever
 from core import records
 from core.settings import Settings
 

@@ -15,7 +15,7 @@ from approval import workflow as wf
 from approval.messages import CaseResult, StepOverdue
 from approval.store import CaseChange
 from core import keys
-from signaling.fanout import publish, terminal_target
+from core.fanout import publish, reviewer_target, terminal_target
 
 ESCALATIONS_KEPT = 200
 
@@ -81,5 +81,5 @@ async def _escalate(redis: aioredis.Redis, state: wf.CaseState, effect: wf.Escal
             pipe.ltrim(keys.approval_escalations(g), 0, ESCALATIONS_KEPT - 1)
             await pipe.execute()
         if g in leads:
-            await publish(redis, f"reviewer:{leads[g]}", StepOverdue(
+            await publish(redis, reviewer_target(leads[g]), StepOverdue(
                 case_no=state.case_no, group=g, seq=effect.seq, due_at=run.due_at.isoformat()))

@@ -24,8 +24,9 @@ from approval.calendar import WorkCalendar
 from approval.eseal import SealKeys, canonical
 from approval.tables import case_materials, case_steps, cases, certificates, decisions
 from core import audit, records
+from core.settings import Settings
 
-Outcome = Literal["稍等片刻", "现场开单", "当面说清", "放心回家"]
+VisitOutcome = Literal["稍等片刻", "现场开单", "当面说清", "放心回家"]
 _SCAN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -43,7 +44,7 @@ class CaseSubmission(BaseModel):
     materials_provided: list[str] = Field(default_factory=list, max_length=50)
     materials_missing: list[str] = Field(default_factory=list, max_length=50)
     promise_date: date | None = None
-    outcome: Outcome
+    outcome: VisitOutcome
 
     @field_validator("verification")
     @classmethod
@@ -78,6 +79,7 @@ class CaseChange:
     state: wf.CaseState
     effects: tuple[wf.Effect, ...]
     applied: Literal["applied", "duplicate", "stale"] = "applied"
+    item_name: str = ""  # set when the case is created (for the applicant's slip)
 
 
 def _summary(state: wf.CaseState | None) -> dict[str, Any] | None:
@@ -110,7 +112,7 @@ class CaseStore:
             unknown = set(sub.materials_missing) - set(known)
             if unknown:
                 raise CaseRefused("材料不在该事项清单中：" + "、".join(sorted(unknown)))
-            materials = [wf.Material(name=n, core=c, provided=n not in sub.materials_missing)
+            materials = [wf.CaseMaterial(name=n, core=c, provided=n not in sub.materials_missing)
                          for n, c in known.items()]
             case_no = f"{now:%Y%m%d}-{secrets.token_hex(4).upper()}"
             try:
@@ -133,12 +135,13 @@ class CaseStore:
             await audit.append(conn, clerk, "case.submit", case_no, None,
                                {**(_summary(t.state) or {}), "item_code": sub.item_code,
                                 "outcome": sub.outcome}, now)
-        return CaseChange(case_no, sub.terminal_id, t.state, t.effects)
+        return CaseChange(case_no, sub.terminal_id, t.state, t.effects,
+                          item_name=str(item["name"]))
 
     # --- transitions --------------------------------------------------------------------
 
     async def decide(self, case_no: str, seq: int, group: str, reviewer: str,
-                     decision: wf.Decision, comment: str, now: datetime) -> CaseChange:
+                     decision: wf.ReviewDecision, comment: str, now: datetime) -> CaseChange:
         """Apply a reviewer's decision once: a redelivered task finds it already recorded."""
         async with self.engine.begin() as conn:
             state, terminal = await self._lock(conn, case_no)
@@ -383,3 +386,11 @@ class CaseStore:
             key_id=key_id, issued_at=now))
         issued = wf.issue_certificate(t.state, number)
         return wf.Transition(issued.state, t.effects)
+
+
+def make_store(engine: AsyncEngine, settings: Settings) -> CaseStore:
+    """The case store as configured: working calendar, seal keys, issuer."""
+    calendar = WorkCalendar.parse(",".join(settings.approval_holidays),
+                                  ",".join(settings.approval_makeup_days))
+    return CaseStore(engine, calendar, SealKeys(settings.eseal_key_dir, settings.eseal_key_id),
+                     settings.eseal_issuer)

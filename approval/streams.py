@@ -83,6 +83,11 @@ async def cancel(redis: aioredis.Redis, case_no: str, seq: int, groups: list[str
         await redis.srem(keys.approval_queued(), *[task_id(case_no, seq, g) for g in groups])
 
 
+async def unqueue(redis: aioredis.Redis, task_ref: str) -> None:
+    """A task decided without being claimed: its holders find it stale and drop it."""
+    await redis.srem(keys.approval_queued(), task_ref)
+
+
 async def is_queued(redis: aioredis.Redis, task: Task) -> bool:
     return bool(await redis.sismember(keys.approval_queued(), task.task_id))
 

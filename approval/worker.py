@@ -19,28 +19,18 @@ from typing import Literal
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approval import effects, streams
 from approval import workflow as wf
-from approval.calendar import WorkCalendar
-from approval.eseal import SealKeys
 from approval.messages import ReviewTaskAssigned
 from approval.store import CaseNotFound, CaseRefused, CaseStore
 from core import keys
+from core.fanout import publish, reviewer_target
 from core.settings import Settings
-from signaling.fanout import publish
 
 log = logging.getLogger("approval.worker")
 
 Processed = Literal["applied", "duplicate", "stale", "dead", "failed"]
-
-
-def make_store(engine: AsyncEngine, settings: Settings) -> CaseStore:
-    calendar = WorkCalendar.parse(",".join(settings.approval_holidays),
-                                  ",".join(settings.approval_makeup_days))
-    return CaseStore(engine, calendar, SealKeys(settings.eseal_key_dir, settings.eseal_key_id),
-                     settings.eseal_issuer)
 
 
 def utcnow() -> datetime:
@@ -48,7 +38,7 @@ def utcnow() -> datetime:
 
 
 async def process(redis: aioredis.Redis, store: CaseStore, task: streams.Task, reviewer: str,
-                  decision: wf.Decision, comment: str, base_url: str,
+                  decision: wf.ReviewDecision, comment: str, base_url: str,
                   max_deliveries: int, timings: dict[str, float] | None = None) -> Processed:
     """Apply one task exactly once; ack only after the decision and its effects are done."""
     spent = {} if timings is None else timings
@@ -149,7 +139,7 @@ async def sweep(redis: aioredis.Redis, store: CaseStore, settings: Settings,
         if settings.approval_assignment == "random":
             for task, reviewer in await streams.assign_random(redis, g, rng):
                 report.assigned += 1
-                await publish(redis, f"reviewer:{reviewer}", ReviewTaskAssigned(
+                await publish(redis, reviewer_target(reviewer), ReviewTaskAssigned(
                     case_no=task.case_no, group=task.group, seq=task.seq))
     leads = effects.group_leads(settings.approval_group_leads)
     for change in await store.tick(now or utcnow()):

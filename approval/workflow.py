@@ -21,12 +21,12 @@ from approval.calendar import WorkCalendar
 Level = Literal["village", "town", "district"]
 Mode = Literal["single", "all", "any"]
 Merge = Literal["accept_review", "review_approve"]
-Decision = Literal["approve", "reject", "return"]
-Status = Literal[
+ReviewDecision = Literal["approve", "reject", "return"]
+CaseStatus = Literal[
     "in_review", "returned", "awaiting_materials", "approved", "rejected", "terminated",
     "certified", "delivered", "archived",
 ]
-Outcome = Literal["approved", "rejected", "returned"]
+StepOutcome = Literal["approved", "rejected", "returned"]
 
 LEVEL_ORDER: dict[str, int] = {"village": 0, "town": 1, "district": 2}
 STATUS_NAMES: dict[str, str] = {
@@ -55,7 +55,7 @@ class WorkflowConfig(BaseModel):
     merge: list[Merge] = Field(default_factory=list)
 
 
-class Material(BaseModel):
+class CaseMaterial(BaseModel):
     name: str
     core: bool
     provided: bool
@@ -64,7 +64,7 @@ class Material(BaseModel):
 class Vote(BaseModel):
     group: str
     reviewer: str
-    decision: Decision
+    decision: ReviewDecision
     comment: str = ""
     at: datetime
 
@@ -80,7 +80,7 @@ class StepRun(BaseModel):
     started_at: datetime
     due_at: datetime
     ended_at: datetime | None = None
-    outcome: Outcome | None = None
+    outcome: StepOutcome | None = None
     votes: list[Vote] = Field(default_factory=list)
     escalated: bool = False
 
@@ -97,13 +97,13 @@ class StepRun(BaseModel):
 
 class CaseState(BaseModel):
     case_no: str
-    status: Status
+    status: CaseStatus
     plan: list[StepConfig]
     steps: list[StepRun] = Field(default_factory=list)
     submitted_at: datetime
     due_at: datetime
     time_limit_days: int
-    materials: list[Material]
+    materials: list[CaseMaterial]
     promise_date: date | None = None
     returned_at: datetime | None = None
     paused_s: float = 0.0
@@ -141,7 +141,7 @@ class CancelTasks:
 
 @dataclass(frozen=True)
 class NotifyApplicant:
-    status: Status
+    status: CaseStatus
     reason: str = ""
 
 
@@ -202,7 +202,7 @@ def _start_step(state: CaseState, index: int, now: datetime,
 
 
 def submit(case_no: str, config: WorkflowConfig, time_limit_days: int,
-           materials: list[Material], promise_date: date | None, now: datetime,
+           materials: list[CaseMaterial], promise_date: date | None, now: datetime,
            calendar: WorkCalendar) -> Transition:
     """受理: the clerk submits the case and the first review step opens."""
     missing_core = [m.name for m in materials if m.core and not m.provided]
@@ -223,7 +223,7 @@ def submit(case_no: str, config: WorkflowConfig, time_limit_days: int,
     return Transition(state, (tasks,))
 
 
-def _step_outcome(run: StepRun) -> Outcome | None:
+def _step_outcome(run: StepRun) -> StepOutcome | None:
     decisions = [v.decision for v in run.votes]
     if run.mode in ("single", "any") and decisions:
         first = decisions[0]
@@ -238,7 +238,7 @@ def _step_outcome(run: StepRun) -> Outcome | None:
     return None
 
 
-def decide(state: CaseState, group: str, reviewer: str, decision: Decision, comment: str,
+def decide(state: CaseState, group: str, reviewer: str, decision: ReviewDecision, comment: str,
            now: datetime, calendar: WorkCalendar) -> Transition:
     """A reviewer of `group` decides on the current step."""
     run = state.current

@@ -36,14 +36,14 @@ import redis.asyncio as aioredis  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from approval import effects  # noqa: E402
-from approval.store import CaseSubmission  # noqa: E402
+from approval.store import CaseSubmission, make_store  # noqa: E402
 from approval.tables import cases  # noqa: E402
-from approval.worker import make_store, utcnow  # noqa: E402
+from approval.worker import utcnow  # noqa: E402
 from core import records  # noqa: E402
-from core.localstack import private_servers  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
-from core.seed import seed_demo  # noqa: E402
 from core.settings import Settings  # noqa: E402
+from testkit.demo import seed_demo  # noqa: E402
+from testkit.localstack import private_servers  # noqa: E402
 from verify.idnumber import with_check_digit  # noqa: E402
 
 GROUPS = "town-civil-affairs,district-civil-affairs"

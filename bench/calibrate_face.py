@@ -25,10 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from verify.face_config import FaceMatchConfig  # noqa: E402
-from verify.face_match import LiveFace, assess_live_frame, decide_encoded  # noqa: E402
-from verify.portrait import IdPortrait, extract_portrait  # noqa: E402
-from verify.synth_id import (  # noqa: E402
+from testkit.synth_id import (  # noqa: E402
     EFFECTS,
     RGB,
     live_frame,
@@ -36,6 +33,9 @@ from verify.synth_id import (  # noqa: E402
     photograph_card,
     render_card,
 )
+from verify.face_config import FaceMatchConfig  # noqa: E402
+from verify.face_match import LiveFace, assess_live_frame, decide_encoded  # noqa: E402
+from verify.portrait import IdPortrait, extract_portrait  # noqa: E402
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "faces"
 PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "biden2.jpg")

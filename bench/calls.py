@@ -36,9 +36,9 @@ import aiohttp  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # type: ignore[import-untyped]  # noqa: E402
 
-from core.jointoken import JoinClaims, Role, mint  # noqa: E402
-from core.localstack import free_port, private_servers, wait_http  # noqa: E402
+from core.jointoken import JoinClaims, JoinRole, mint  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
+from testkit.localstack import free_port, private_servers, wait_http  # noqa: E402
 
 SECRET = "bench-join-secret"
 WIDTH, HEIGHT, FPS = 640, 480, 30
@@ -170,7 +170,7 @@ async def _peer_main(url: str, call_id: str, seconds: float, warmup: float,
         except MediaStreamError:
             pass
 
-    async def join(role: Role, lines: list[tuple[str, Any, bool]], names: list[str]) -> Any:
+    async def join(role: JoinRole, lines: list[tuple[str, Any, bool]], names: list[str]) -> Any:
         pc = RTCPeerConnection(rtc_configuration([]))
         for kind, track, receive in lines:
             direction = ("sendrecv" if receive else "sendonly") if track else "recvonly"

@@ -1,6 +1,6 @@
 """Document capture benchmark: detection accuracy, verdict confusion, ID numbers, speed.
 
-Generates camera-like 1280x720 frames (verify.synth_doc) of A4 pages, booklet pages and
+Generates camera-like 1280x720 frames (testkit.synth_doc) of A4 pages, booklet pages and
 ID cards with one defect each, runs detection + quality on one core, and reads the ID
 number off every card that was found. Prints a confusion table and the figures; the last
 line is one JSON object.
@@ -23,10 +23,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.settings import Settings
+from testkit.synth_doc import DEFECTS, SyntheticFrame, make_frame, render_document, today
 from verify.document_detect import DocumentKind, detect_document, scan
 from verify.document_quality import REASONS, assess
 from verify.id_ocr import read_id_number
-from verify.synth_doc import DEFECTS, SyntheticFrame, make_frame, render_document, today
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "faces"
 KINDS: tuple[DocumentKind, ...] = ("a4", "booklet", "id_card")

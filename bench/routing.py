@@ -38,13 +38,13 @@ import psutil  # type: ignore[import-untyped]  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
 from core import keys, records  # noqa: E402
-from core.catalogue import DEMO_ITEMS  # noqa: E402
 from core.credentials import hash_password, hash_token  # noqa: E402
-from core.localstack import free_port, private_servers, wait_http  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
-from core.seed import seed_demo  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from signaling.auth import COOKIE, Session  # noqa: E402
+from testkit.demo import seed_demo  # noqa: E402
+from testkit.demo_catalogue import DEMO_ITEMS  # noqa: E402
+from testkit.localstack import free_port, private_servers, wait_http  # noqa: E402
 
 ITEMS = [it.code for it in DEMO_ITEMS]
 GOAL_P99_MS = 20.0

@@ -27,9 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import calibrate_face
+from testkit.synth_id import RGB, live_frame, load_head
 from verify.face_config import FaceMatchConfig
 from verify.liveness import Challenge, LivenessSession, observe
-from verify.synth_id import RGB, live_frame, load_head
 
 Pose = tuple[float, float]
 

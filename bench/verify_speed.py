@@ -22,9 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from verify.face_match import assess_live_frame, decide_encoded
-from verify.portrait import extract_portrait
-from verify.synth_id import (
+from testkit.synth_id import (
     EFFECTS,
     RGB,
     live_frame,
@@ -32,6 +30,8 @@ from verify.synth_id import (
     photograph_card,
     render_card,
 )
+from verify.face_match import assess_live_frame, decide_encoded
+from verify.portrait import extract_portrait
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "faces"
 

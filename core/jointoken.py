@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Literal, cast
 
-Role = Literal["terminal", "clerk", "second_clerk", "control"]
+JoinRole = Literal["terminal", "clerk", "second_clerk", "control"]
 ROLES: frozenset[str] = frozenset({"terminal", "clerk", "second_clerk", "control"})
 
 
@@ -31,7 +31,7 @@ class JoinTokenError(ValueError):
 class JoinClaims:
     call_id: str
     participant_id: str
-    role: Role
+    role: JoinRole
     expires_at: float
 
 
@@ -67,7 +67,7 @@ def verify(secret: str, token: str, now: float) -> JoinClaims:
         claims = JoinClaims(
             call_id=str(raw["call_id"]),
             participant_id=str(raw["participant_id"]),
-            role=cast(Role, str(raw["role"])),
+            role=cast(JoinRole, str(raw["role"])),
             expires_at=float(raw["expires_at"]),
         )
     except (ValueError, KeyError, TypeError) as exc:

@@ -1,38 +1,263 @@
-"""Settings: the one place that reads the environment.
+"""Settings: the one place that reads the environment, and the one table of every setting.
 
-Every process builds one `Settings` from `Settings.from_env()`; tests pass their own
-mapping instead of patching `os.environ`. Each field is listed in README.md.
+Each field of `Settings` is declared with `setting(ENV_NAME, default, doc)`: its type
+(from the annotation), default and meaning live there and nowhere else. `from_env` reads
+exactly those names; `python -m core.settings readme` writes the README's table from the
+same fields (a test keeps the two equal). Tests pass their own mapping instead of
+patching `os.environ`. The thresholds of `verify/` are its own plain dataclasses; the
+properties at the end fill them from these fields.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import secrets
+import sys
+import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal
 
 from verify.document_config import DocumentThresholds
 from verify.face_config import FaceMatchConfig, LivenessConfig
-
-T = TypeVar("T")
+from verify.thresholds import Thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
+
+_DOC = DocumentThresholds()
+_FACE = FaceMatchConfig()
+_LIVE = LivenessConfig()
 
 
 class SettingsError(ValueError):
     """A setting has a value that cannot be used."""
 
 
-def _get(env: Mapping[str, str], name: str, default: T, cast: Callable[[str], T]) -> T:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return cast(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r}: {exc}") from exc
+def setting(env: str, default: Any, doc: str, *, shown: str | None = None,
+            factory: Callable[[], Any] | None = None) -> Any:
+    """One field of the settings table: environment name, default, meaning for the README
+    (`shown`: how the README shows the default when the value itself would mislead)."""
+    meta = {"env": env, "doc": doc, "shown": shown}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- where things are -------------------------------------------------------------
+    redis_url: str = setting(
+        "REDIS_URL", "redis://127.0.0.1:6379/0",
+        "live state: queue, clerks, reservations, presence, worker registry, fan-out, "
+        "approval streams", shown="`redis://127.0.0.1:6379/0` (`make run`: a private server)")
+    database_url: str = setting(
+        "DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/vwindow",
+        "system of record", shown="`postgresql+asyncpg://postgres@127.0.0.1:5432/vwindow` "
+        "(`make run`: a private cluster)")
+    host: str = setting("LISTEN_HOST", "127.0.0.1", "where signaling listens (address)")
+    port: int = setting("LISTEN_PORT", 8080, "where signaling listens (port)")
+    public_url: str = setting(
+        "PUBLIC_URL", "", "signaling as browsers reach it (links, CORS origin of the worker)",
+        shown="`http://LISTEN_HOST:LISTEN_PORT`")
+    storage_root: Path = setting("STORAGE_ROOT", ROOT / "var" / "storage",
+                                 "recordings and scans", shown="`var/storage`")
+    node_id: str = setting("NODE_ID", None, "name of this process in logs and the registry",
+                           shown="random", factory=lambda: "node-" + secrets.token_hex(3))
+    # --- secrets and sessions ---------------------------------------------------------
+    join_token_secret: str = setting("JOIN_TOKEN_SECRET", "dev-join-secret-change-me",
+                                     "HMAC key of media join tokens",
+                                     shown="dev value — **change it**")
+    join_token_ttl_s: float = setting("JOIN_TOKEN_TTL_S", 300.0, "join token lifetime")
+    cookie_secure: bool = setting("COOKIE_SECURE", False,
+                                  "mark the session cookie Secure (behind TLS)")
+    session_ttl_s: int = setting("SESSION_TTL_S", 12 * 3600, "login session lifetime")
+    # --- queue and routing ------------------------------------------------------------
+    offer_timeout_s: float = setting(
+        "OFFER_TIMEOUT_S", 20.0, "a clerk's time to accept an offer; then the clerk goes "
+        "not-ready and the applicant keeps the head of the queue")
+    wrapup_s: float = setting("WRAPUP_S", 30.0,
+                              "wrap-up after a call before the clerk is offered again")
+    terminal_grace_s: float = setting("TERMINAL_GRACE_S", 30.0,
+                                      "a disconnected terminal keeps its place this long")
+    clerk_presence_ttl_s: float = setting(
+        "CLERK_PRESENCE_TTL_S", 8.0, "a clerk whose connection died leaves routing within "
+        "this (+1 s)")
+    position_refresh_s: float = setting(
+        "POSITION_REFRESH_S", 10.0, "waiting terminals get their position at least this often")
+    routing_strategy: Literal["longest_idle", "random"] = setting(
+        "ROUTING_STRATEGY", "longest_idle",
+        "`longest_idle` or `random` among eligible idle clerks")
+    default_handle_time_s: float = setting(
+        "DEFAULT_HANDLE_TIME_S", 300.0,
+        "handle time assumed for the estimated wait before calls of an item are known")
+    # --- edge limits ------------------------------------------------------------------
+    ws_max_message_bytes: int = setting("WS_MAX_MESSAGE_BYTES", 64 * 1024,
+                                        "larger messages get `too_large`")
+    ws_rate_per_s: float = setting("WS_RATE_PER_S", 20.0,
+                                   "messages per second per connection (token bucket)")
+    ws_rate_burst: int = setting("WS_RATE_BURST", 40, "burst of the same token bucket")
+    # --- media workers ----------------------------------------------------------------
+    media_host: str = setting("MEDIA_LISTEN_HOST", "127.0.0.1",
+                              "where a media worker listens (address)")
+    media_port: int = setting("MEDIA_LISTEN_PORT", 8090, "where a media worker listens (port)")
+    media_public_url: str = setting("MEDIA_PUBLIC_URL", "", "the worker as peers reach it",
+                                    shown="`http://MEDIA_LISTEN_HOST:MEDIA_LISTEN_PORT`")
+    media_worker_id: str = setting("MEDIA_WORKER_ID", "", "registry id",
+                                   shown="`media-NODE_ID`")
+    media_capacity: int = setting("MEDIA_CAPACITY", 4, "calls at which a worker reports load 1.0")
+    media_load_threshold: float = setting("MEDIA_LOAD_THRESHOLD", 0.7,
+                                          "signaling skips workers above this load")
+    media_heartbeat_s: float = setting("MEDIA_HEARTBEAT_S", 2.0, "worker heartbeat period")
+    media_worker_ttl_s: float = setting(
+        "MEDIA_WORKER_TTL_S", 6.0, "a worker without a heartbeat this long counts as dead")
+    media_ice_hosts: tuple[str, ...] = setting(
+        "MEDIA_ICE_HOSTS", (), "host addresses a worker announces in ICE (comma-separated)",
+        shown="empty (`make run`: `127.0.0.1`)")
+    media_stun_urls: tuple[str, ...] = setting(
+        "MEDIA_STUN_URLS", (), "STUN servers handed to clients (comma-separated)")
+    media_turn_urls: tuple[str, ...] = setting(
+        "MEDIA_TURN_URLS", (), "TURN servers handed to clients (comma-separated)")
+    media_turn_secret: str = setting("MEDIA_TURN_SECRET", "",
+                                     "coturn `static-auth-secret` for REST credentials")
+    media_turn_ttl_s: int = setting("MEDIA_TURN_TTL_S", 3600, "lifetime of TURN credentials")
+    media_grace_s: float = setting("MEDIA_GRACE_S", 15.0,
+                                   "a participant gone longer than this ends the call")
+    media_record: bool = setting("MEDIA_RECORD", True, "record calls")
+    media_segment_s: float = setting("MEDIA_SEGMENT_S", 60.0, "recording segment length")
+    media_fragment_s: float = setting("MEDIA_FRAGMENT_S", 1.0,
+                                      "MP4 fragment (key frame interval) length")
+    media_record_fps: int = setting("MEDIA_RECORD_FPS", 15, "composite frame rate")
+    # --- verification thresholds (verify/ dataclasses, filled below) ------------------
+    face_pass_below: float = setting("FACE_PASS_BELOW", _FACE.pass_below,
+                                     "face distance below this: pass")
+    face_fail_above: float = setting("FACE_FAIL_ABOVE", _FACE.fail_above,
+                                     "face distance above this: fail; between: manual review")
+    face_small_portrait_fail_above: float = setting(
+        "FACE_SMALL_PORTRAIT_FAIL_ABOVE", _FACE.small_portrait_fail_above,
+        f"fail threshold when the card portrait is under {_FACE.small_portrait_px} px")
+    face_best_k: int = setting("FACE_BEST_K", _FACE.best_k,
+                               "live frames aggregated (median) for the match")
+    face_min_px: int = setting("FACE_MIN_PX", _FACE.min_face_px,
+                               "smallest live face accepted (px wide)")
+    liveness_timeout_s: float = setting("LIVENESS_TIMEOUT_S", _LIVE.timeout_s,
+                                        "liveness challenge time limit")
+    liveness_turn_ratio: float = setting("LIVENESS_TURN_RATIO", _LIVE.turn_ratio,
+                                         "head movement that counts as a turn")
+    liveness_nod_ratio: float = setting("LIVENESS_NOD_RATIO", _LIVE.nod_ratio,
+                                        "head movement that counts as a nod")
+    doc_max_edge_blur: float = setting(
+        "DOC_MAX_EDGE_BLUR", _DOC.max_edge_blur,
+        "document edge width (‰ of the frame's short side) above which it is blurred")
+    doc_max_glare_fraction: float = setting(
+        "DOC_MAX_GLARE_FRACTION", _DOC.max_glare_fraction,
+        "glare share of the document above which it is rejected")
+    doc_min_brightness: float = setting("DOC_MIN_BRIGHTNESS", _DOC.min_brightness,
+                                        "document mean grey below which it is too dark")
+    doc_max_brightness: float = setting("DOC_MAX_BRIGHTNESS", _DOC.max_brightness,
+                                        "document mean grey above which it is too bright")
+    doc_min_area_fraction: float = setting(
+        "DOC_MIN_AREA_FRACTION", _DOC.min_area_fraction,
+        "document share of the frame below which it is too small")
+    doc_max_corner_angle_deg: float = setting(
+        "DOC_MAX_CORNER_ANGLE_DEG", _DOC.max_corner_angle_deg,
+        "largest corner deviation from 90° before the page counts as skewed")
+    doc_max_side_ratio: float = setting(
+        "DOC_MAX_SIDE_RATIO", _DOC.max_side_ratio,
+        "largest ratio of opposite sides before the page counts as tilted")
+    # --- approval ---------------------------------------------------------------------
+    eseal_key_dir: Path = setting("ESEAL_KEY_DIR", ROOT / "var" / "eseal",
+                                  "Ed25519 seal keys, one `<key id>.pem` each",
+                                  shown="`var/eseal`")
+    eseal_key_id: str = setting("ESEAL_KEY_ID", "seal-1",
+                                "the key that signs new certificates (rotation)")
+    eseal_issuer: str = setting("ESEAL_ISSUER", "江夏区行政审批局", "the certificates' issuer")
+    certificate_font: Path = setting(
+        "CERTIFICATE_FONT", Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+        "font of certificates and the seal", shown="Noto Sans CJK")
+    approval_holidays: tuple[str, ...] = setting(
+        "APPROVAL_HOLIDAYS", (), "ISO dates that are not working days (comma-separated)")
+    approval_makeup_days: tuple[str, ...] = setting(
+        "APPROVAL_MAKEUP_DAYS", (), "weekend dates worked instead (调休, comma-separated)")
+    approval_assignment: Literal["random", "claim"] = setting(
+        "APPROVAL_ASSIGNMENT", "random",
+        "`random` (办件随机分配 among online reviewers) or `claim`")
+    reviewer_online_ttl_s: float = setting(
+        "REVIEWER_ONLINE_TTL_S", 30.0,
+        "a reviewer counts as online this long after the last request")
+    approval_reclaim_idle_s: float = setting(
+        "APPROVAL_RECLAIM_IDLE_S", 600.0, "work held this long by a departed reviewer returns")
+    approval_max_deliveries: int = setting(
+        "APPROVAL_MAX_DELIVERIES", 5, "deliveries of a task before the dead-letter list")
+    approval_sweep_s: float = setting("APPROVAL_SWEEP_S", 5.0,
+                                      "approval sweep period (reclaim, re-enqueue, deadlines)")
+    approval_group_leads: tuple[str, ...] = setting(
+        "APPROVAL_GROUP_LEADS", (), "`group=username,...`: who is told of overdue steps (督办)")
+    approval_archive_after_days: float = setting(
+        "APPROVAL_ARCHIVE_AFTER_DAYS", 30.0, "finished cases are archived after this")
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def media_url(self) -> str:
+        return self.media_public_url or f"http://{self.media_host}:{self.media_port}"
+
+    @property
+    def media_id(self) -> str:
+        return self.media_worker_id or f"media-{self.node_id}"
+
+    @property
+    def face_match(self) -> FaceMatchConfig:
+        return replace(_FACE, pass_below=self.face_pass_below, fail_above=self.face_fail_above,
+                       small_portrait_fail_above=self.face_small_portrait_fail_above,
+                       best_k=self.face_best_k, min_face_px=self.face_min_px)
+
+    @property
+    def liveness(self) -> LivenessConfig:
+        return replace(_LIVE, timeout_s=self.liveness_timeout_s,
+                       turn_ratio=self.liveness_turn_ratio, nod_ratio=self.liveness_nod_ratio)
+
+    @property
+    def document(self) -> DocumentThresholds:
+        return replace(_DOC, max_edge_blur=self.doc_max_edge_blur,
+                       max_glare_fraction=self.doc_max_glare_fraction,
+                       min_brightness=self.doc_min_brightness,
+                       max_brightness=self.doc_max_brightness,
+                       min_area_fraction=self.doc_min_area_fraction,
+                       max_corner_angle_deg=self.doc_max_corner_angle_deg,
+                       max_side_ratio=self.doc_max_side_ratio)
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.face_match, self.liveness, self.document)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f, kind in table():
+            raw = e.get(f.metadata["env"])
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.metadata["env"], raw, kind)
+        settings = cls(**values)
+        try:  # the verify thresholds check themselves
+            settings.face_match  # noqa: B018
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
+        return settings
+
+
+# --- the table ----------------------------------------------------------------------------
+
+
+def table() -> list[tuple[dataclasses.Field[Any], Any]]:
+    """Every setting with its resolved type, in declaration order."""
+    hints = typing.get_type_hints(Settings)
+    return [(f, hints[f.name]) for f in dataclasses.fields(Settings)]
 
 
 def _bool(raw: str) -> bool:
@@ -47,201 +272,67 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
-def _strategy(raw: str) -> Literal["longest_idle", "random"]:
-    if raw == "longest_idle":
-        return "longest_idle"
-    if raw == "random":
-        return "random"
-    raise ValueError("expected longest_idle or random")
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    try:
+        if typing.get_origin(kind) is Literal:
+            choices = typing.get_args(kind)
+            if raw not in choices:
+                raise ValueError("expected " + " or ".join(choices))
+            return raw
+        if typing.get_origin(kind) is tuple:
+            return _csv(raw)
+        casts: dict[Any, Callable[[str], Any]] = {bool: _bool, int: int, float: float,
+                                                  str: str, Path: Path}
+        return casts[kind](raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r}: {exc}") from exc
 
 
-def _assignment(raw: str) -> Literal["random", "claim"]:
-    if raw in ("random", "claim"):
-        return "random" if raw == "random" else "claim"
-    raise ValueError("expected random or claim")
+def _shown_default(f: dataclasses.Field[Any]) -> str:
+    if f.metadata["shown"]:
+        return str(f.metadata["shown"])
+    value = f.default
+    if value == "" or value == ():
+        return "empty"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"`{value}`"
 
 
-@dataclass(frozen=True)
-class Settings:
-    # --- where things are -------------------------------------------------------------
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/vwindow"
-    host: str = "127.0.0.1"
-    port: int = 8080
-    storage_root: Path = ROOT / "var" / "storage"
-    node_id: str = field(default_factory=lambda: "node-" + secrets.token_hex(3))
-    public_url: str = ""  # as browsers reach signaling; derived from host/port when empty
-    # --- secrets ----------------------------------------------------------------------
-    join_token_secret: str = "dev-join-secret-change-me"
-    cookie_secure: bool = False
-    # --- queue and routing ------------------------------------------------------------
-    offer_timeout_s: float = 20.0
-    wrapup_s: float = 30.0
-    terminal_grace_s: float = 30.0
-    clerk_presence_ttl_s: float = 8.0  # a dead clerk leaves routing within this + 1 s
-    position_refresh_s: float = 10.0
-    routing_strategy: Literal["longest_idle", "random"] = "longest_idle"
-    default_handle_time_s: float = 300.0
-    # --- edge limits ------------------------------------------------------------------
-    ws_max_message_bytes: int = 64 * 1024
-    ws_rate_per_s: float = 20.0
-    ws_rate_burst: int = 40
-    session_ttl_s: int = 12 * 3600
-    # --- media (calls) ----------------------------------------------------------------
-    # MEDIA-SETTINGS (the calls issue adds its fields here)
-    media_host: str = "127.0.0.1"  # where the media worker listens
-    media_port: int = 8090
-    media_public_url: str = ""  # as peers reach the worker; derived from host/port when empty
-    media_worker_id: str = ""  # registry id; derived from node_id when empty
-    media_capacity: int = 4  # calls one worker takes before it reports load 1.0
-    media_load_threshold: float = 0.7  # signaling skips workers above this load
-    media_heartbeat_s: float = 2.0
-    media_worker_ttl_s: float = 6.0  # registry entry expires after this without heartbeat
-    media_ice_hosts: tuple[str, ...] = ()  # host addresses the worker announces in ICE
-    media_stun_urls: tuple[str, ...] = ()  # e.g. stun:stun.example.org:3478
-    media_turn_urls: tuple[str, ...] = ()  # e.g. turn:turn.example.org:3478?transport=udp
-    media_turn_secret: str = ""  # coturn static-auth-secret (use-auth-secret)
-    media_turn_ttl_s: int = 3600
-    join_token_ttl_s: float = 300.0
-    media_grace_s: float = 15.0  # a participant gone longer than this ends the call
-    media_record: bool = True
-    media_segment_s: float = 60.0  # recording segment length
-    media_fragment_s: float = 1.0  # MP4 fragment (keyframe interval) length
-    media_record_fps: int = 15
-    # --- verification -----------------------------------------------------------------
-    # VERIFY-SETTINGS (the identity and documents issues add their fields here)
-    document: DocumentThresholds = field(default_factory=DocumentThresholds)  # DOC_*
-    face_match: FaceMatchConfig = field(default_factory=FaceMatchConfig)
-    liveness: LivenessConfig = field(default_factory=LivenessConfig)
-    # --- approval ---------------------------------------------------------------------
-    # APPROVAL-SETTINGS (the approval issue adds its fields here)
-    eseal_key_dir: Path = ROOT / "var" / "eseal"  # Ed25519 keys, one <key id>.pem each
-    eseal_key_id: str = "seal-1"  # the key that signs new certificates (rotation)
-    eseal_issuer: str = "江夏区行政审批局"
-    approval_holidays: tuple[str, ...] = ()  # ISO dates that are not working days
-    approval_makeup_days: tuple[str, ...] = ()  # weekend dates worked instead (调休)
-    reviewer_online_ttl_s: float = 30.0
-    approval_assignment: Literal["random", "claim"] = "random"
-    approval_reclaim_idle_s: float = 600.0  # a task held this long returns to the pool
-    approval_max_deliveries: int = 5  # then the task goes to the dead-letter list
-    approval_sweep_s: float = 5.0  # reclaim, re-enqueue, deadlines
-    certificate_font: Path = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
-    # "group=username,..": who is told when a step of the group is overdue (督办).
-    approval_group_leads: tuple[str, ...] = ()
-    approval_archive_after_days: float = 30.0  # finished cases are archived after this
+def markdown_table() -> str:
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for f, _ in table():
+        rows.append(f"| `{f.metadata['env']}` | {_shown_default(f)} | {f.metadata['doc']} |")
+    return "\n".join(rows) + "\n"
 
-    @property
-    def base_url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
 
-    @property
-    def media_url(self) -> str:
-        return self.media_public_url or f"http://{self.media_host}:{self.media_port}"
+README_START = "<!-- settings table: python -m core.settings readme -->\n"
+README_END = "<!-- end of settings table -->\n"
 
-    @property
-    def media_id(self) -> str:
-        return self.media_worker_id or f"media-{self.node_id}"
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        e = os.environ if env is None else env
-        d = cls()
-        return cls(
-            redis_url=_get(e, "REDIS_URL", d.redis_url, str),
-            database_url=_get(e, "DATABASE_URL", d.database_url, str),
-            host=_get(e, "LISTEN_HOST", d.host, str),
-            port=_get(e, "LISTEN_PORT", d.port, int),
-            storage_root=_get(e, "STORAGE_ROOT", d.storage_root, Path),
-            node_id=_get(e, "NODE_ID", d.node_id, str),
-            public_url=_get(e, "PUBLIC_URL", d.public_url, str),
-            join_token_secret=_get(e, "JOIN_TOKEN_SECRET", d.join_token_secret, str),
-            cookie_secure=_get(e, "COOKIE_SECURE", d.cookie_secure, _bool),
-            offer_timeout_s=_get(e, "OFFER_TIMEOUT_S", d.offer_timeout_s, float),
-            wrapup_s=_get(e, "WRAPUP_S", d.wrapup_s, float),
-            terminal_grace_s=_get(e, "TERMINAL_GRACE_S", d.terminal_grace_s, float),
-            clerk_presence_ttl_s=_get(e, "CLERK_PRESENCE_TTL_S", d.clerk_presence_ttl_s, float),
-            position_refresh_s=_get(e, "POSITION_REFRESH_S", d.position_refresh_s, float),
-            routing_strategy=_get(e, "ROUTING_STRATEGY", d.routing_strategy, _strategy),
-            default_handle_time_s=_get(
-                e, "DEFAULT_HANDLE_TIME_S", d.default_handle_time_s, float
-            ),
-            ws_max_message_bytes=_get(e, "WS_MAX_MESSAGE_BYTES", d.ws_max_message_bytes, int),
-            ws_rate_per_s=_get(e, "WS_RATE_PER_S", d.ws_rate_per_s, float),
-            ws_rate_burst=_get(e, "WS_RATE_BURST", d.ws_rate_burst, int),
-            session_ttl_s=_get(e, "SESSION_TTL_S", d.session_ttl_s, int),
-            # MEDIA-FROM-ENV
-            media_host=_get(e, "MEDIA_LISTEN_HOST", d.media_host, str),
-            media_port=_get(e, "MEDIA_LISTEN_PORT", d.media_port, int),
-            media_public_url=_get(e, "MEDIA_PUBLIC_URL", d.media_public_url, str),
-            media_worker_id=_get(e, "MEDIA_WORKER_ID", d.media_worker_id, str),
-            media_capacity=_get(e, "MEDIA_CAPACITY", d.media_capacity, int),
-            media_load_threshold=_get(
-                e, "MEDIA_LOAD_THRESHOLD", d.media_load_threshold, float
-            ),
-            media_heartbeat_s=_get(e, "MEDIA_HEARTBEAT_S", d.media_heartbeat_s, float),
-            media_worker_ttl_s=_get(e, "MEDIA_WORKER_TTL_S", d.media_worker_ttl_s, float),
-            media_ice_hosts=_get(e, "MEDIA_ICE_HOSTS", d.media_ice_hosts, _csv),
-            media_stun_urls=_get(e, "MEDIA_STUN_URLS", d.media_stun_urls, _csv),
-            media_turn_urls=_get(e, "MEDIA_TURN_URLS", d.media_turn_urls, _csv),
-            media_turn_secret=_get(e, "MEDIA_TURN_SECRET", d.media_turn_secret, str),
-            media_turn_ttl_s=_get(e, "MEDIA_TURN_TTL_S", d.media_turn_ttl_s, int),
-            join_token_ttl_s=_get(e, "JOIN_TOKEN_TTL_S", d.join_token_ttl_s, float),
-            media_grace_s=_get(e, "MEDIA_GRACE_S", d.media_grace_s, float),
-            media_record=_get(e, "MEDIA_RECORD", d.media_record, _bool),
-            media_segment_s=_get(e, "MEDIA_SEGMENT_S", d.media_segment_s, float),
-            media_fragment_s=_get(e, "MEDIA_FRAGMENT_S", d.media_fragment_s, float),
-            media_record_fps=_get(e, "MEDIA_RECORD_FPS", d.media_record_fps, int),
-            # VERIFY-FROM-ENV
-            document=replace(
-                d.document,
-                max_edge_blur=_get(e, "DOC_MAX_EDGE_BLUR", d.document.max_edge_blur, float),
-                max_glare_fraction=_get(
-                    e, "DOC_MAX_GLARE_FRACTION", d.document.max_glare_fraction, float
-                ),
-                min_brightness=_get(e, "DOC_MIN_BRIGHTNESS", d.document.min_brightness, float),
-                max_brightness=_get(e, "DOC_MAX_BRIGHTNESS", d.document.max_brightness, float),
-                min_area_fraction=_get(
-                    e, "DOC_MIN_AREA_FRACTION", d.document.min_area_fraction, float
-                ),
-                max_corner_angle_deg=_get(
-                    e, "DOC_MAX_CORNER_ANGLE_DEG", d.document.max_corner_angle_deg, float
-                ),
-                max_side_ratio=_get(e, "DOC_MAX_SIDE_RATIO", d.document.max_side_ratio, float),
-            ),
-            face_match=replace(
-                d.face_match,
-                pass_below=_get(e, "FACE_PASS_BELOW", d.face_match.pass_below, float),
-                fail_above=_get(e, "FACE_FAIL_ABOVE", d.face_match.fail_above, float),
-                small_portrait_fail_above=_get(
-                    e, "FACE_SMALL_PORTRAIT_FAIL_ABOVE",
-                    d.face_match.small_portrait_fail_above, float),
-                best_k=_get(e, "FACE_BEST_K", d.face_match.best_k, int),
-                min_face_px=_get(e, "FACE_MIN_PX", d.face_match.min_face_px, int),
-            ),
-            liveness=replace(
-                d.liveness,
-                timeout_s=_get(e, "LIVENESS_TIMEOUT_S", d.liveness.timeout_s, float),
-                turn_ratio=_get(e, "LIVENESS_TURN_RATIO", d.liveness.turn_ratio, float),
-                nod_ratio=_get(e, "LIVENESS_NOD_RATIO", d.liveness.nod_ratio, float),
-            ),
-            # APPROVAL-FROM-ENV
-            eseal_key_dir=_get(e, "ESEAL_KEY_DIR", d.eseal_key_dir, Path),
-            eseal_key_id=_get(e, "ESEAL_KEY_ID", d.eseal_key_id, str),
-            eseal_issuer=_get(e, "ESEAL_ISSUER", d.eseal_issuer, str),
-            approval_holidays=_get(e, "APPROVAL_HOLIDAYS", d.approval_holidays, _csv),
-            approval_makeup_days=_get(e, "APPROVAL_MAKEUP_DAYS", d.approval_makeup_days, _csv),
-            reviewer_online_ttl_s=_get(
-                e, "REVIEWER_ONLINE_TTL_S", d.reviewer_online_ttl_s, float),
-            approval_assignment=_get(
-                e, "APPROVAL_ASSIGNMENT", d.approval_assignment, _assignment),
-            approval_reclaim_idle_s=_get(
-                e, "APPROVAL_RECLAIM_IDLE_S", d.approval_reclaim_idle_s, float),
-            approval_max_deliveries=_get(
-                e, "APPROVAL_MAX_DELIVERIES", d.approval_max_deliveries, int),
-            approval_sweep_s=_get(e, "APPROVAL_SWEEP_S", d.approval_sweep_s, float),
-            certificate_font=_get(e, "CERTIFICATE_FONT", d.certificate_font, Path),
-            approval_group_leads=_get(
-                e, "APPROVAL_GROUP_LEADS", d.approval_group_leads, _csv),
-            approval_archive_after_days=_get(
-                e, "APPROVAL_ARCHIVE_AFTER_DAYS", d.approval_archive_after_days, float),
-        )
+def readme_with_table(text: str) -> str:
+    """README.md's text with the settings section replaced by the generated table."""
+    pattern = re.escape(README_START) + r".*?" + re.escape(README_END)
+    if not re.search(pattern, text, flags=re.DOTALL):
+        raise SettingsError("README.md has no settings table markers")
+    return re.sub(pattern, lambda _: README_START + markdown_table() + README_END, text,
+                  flags=re.DOTALL)
+
+
+def _main(argv: list[str]) -> int:
+    if argv == ["markdown"]:
+        print(markdown_table(), end="")
+        return 0
+    if argv == ["readme"]:
+        readme = ROOT / "README.md"
+        readme.write_text(readme_with_table(readme.read_text(encoding="utf-8")),
+                          encoding="utf-8")
+        return 0
+    print("usage: python -m core.settings markdown | readme", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
+from core.logs import setup_logging
 from core.settings import Settings
 from media.app import create_app
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_env()
+    setup_logging()
     web.run_app(create_app(settings), host=settings.media_host, port=settings.media_port,
-                print=None, handle_signals=True)
+                access_log=None, print=None, handle_signals=True)
 
 
 if __name__ == "__main__":

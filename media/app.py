@@ -8,11 +8,9 @@ SDP answer out. Every other call-scoped request carries the join token as a bear
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,11 +20,12 @@ from aiohttp import web
 from sqlalchemy import select
 
 from core.jointoken import JoinClaims, JoinTokenError, verify
+from core.media_tables import scans
 from core.records import make_engine
+from core.replies import error_response
 from core.settings import Settings
 from media.hub import Hub, HubError, running
 from media.ice import announce_host_addresses
-from media.records import scans
 
 log = logging.getLogger("media.app")
 
@@ -35,25 +34,20 @@ SETTINGS = web.AppKey("settings", Settings)
 MAX_OFFER_BYTES = 64 * 1024
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    body = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False)
-    return web.Response(status=status, text=body, content_type="application/json")
-
-
 @web.middleware
 async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         response: web.StreamResponse = await handler(request)
         return response
     except JoinTokenError as exc:
-        return _error(401, exc.code, exc.message)
+        return error_response(401, exc.code, exc.message)
     except HubError as exc:
-        return _error(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message)
     except web.HTTPException:
         raise
     except Exception:
         log.exception("request %s failed", request.path)
-        return _error(500, "internal", "媒体服务出错，请稍后重试")
+        return error_response(500, "internal", "媒体服务出错，请稍后重试")
 
 
 def _allowed_origins(settings: Settings) -> frozenset[str]:
@@ -69,7 +63,7 @@ async def _cors(request: web.Request, handler: Any) -> web.StreamResponse:
     allowed = origin in _allowed_origins(request.app[SETTINGS])
     if request.method == "OPTIONS":
         if not allowed:
-            return _error(403, "origin_refused", "来源不被允许")
+            return error_response(403, "origin_refused", "来源不被允许")
         response: web.StreamResponse = web.Response(status=204)
     else:
         response = await handler(request)
@@ -92,7 +86,7 @@ def _bearer(request: web.Request) -> str:
 def _claims(request: web.Request, token: str, roles: set[str] | None = None) -> JoinClaims:
     if not token:
         raise JoinTokenError("missing_token", "缺少入会凭证")
-    claims = verify(request.app[SETTINGS].join_token_secret, token, time.time())
+    claims = verify(request.app[SETTINGS].join_token_secret, token, request.app[HUB].clock())
     call_id = request.match_info.get("call_id")
     if call_id is not None and claims.call_id != call_id:
         raise HubError(403, "wrong_call", "入会凭证不属于这个通话")
@@ -165,7 +159,7 @@ def cpu_by_thread() -> dict[str, float]:
 
 async def health(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    info = hub.info(time.time())
+    info = hub.info(hub.clock())
     calls = {
         call_id: {
             "participants": sorted(call.participants),

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -59,8 +60,10 @@ def gone_too_long(participants: dict[str, tuple[str, float | None]], now: float,
 
 
 class Call:
-    def __init__(self, call_id: str, configuration: RTCConfiguration) -> None:
+    def __init__(self, call_id: str, configuration: RTCConfiguration,
+                 clock: Callable[[], float] = time.time) -> None:
         self.call_id = call_id
+        self.clock = clock
         self.configuration = configuration
         self.relay = MediaRelay()
         self.slots: dict[str, Slot] = {}
@@ -73,7 +76,7 @@ class Call:
         self.capture = CaptureBuffer()
         self.stats: dict[str, TrackStats] = {name: TrackStats() for name in self.slots}
         self.recorder: Recorder | None = None
-        self.created_at = time.time()
+        self.created_at = clock()
         self._keepers: set[asyncio.Task[None]] = set()
         self.closed = False
 
@@ -128,7 +131,7 @@ class Call:
         try:
             while True:
                 frame = await proxy.recv()
-                now = time.time()
+                now = self.clock()
                 if stats.frames == 0:
                     stats.first_at = now
                 stats.frames += 1
@@ -155,7 +158,7 @@ class Call:
             state = member.pc.connectionState
             if state in ("failed", "closed", "disconnected"):
                 if member.gone_since is None:
-                    member.gone_since = time.time()
+                    member.gone_since = self.clock()
             elif state == "connected":
                 member.gone_since = None
 

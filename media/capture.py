@@ -1,8 +1,8 @@
 """Scan capture: keep the last ~2 s of document-camera frames and pick the sharpest.
 
-Sharpness is the variance of the Laplacian of the grey image. Frames are kept as decoded
-`av.VideoFrame`s (no conversion on the hot path); the choice and the PNG encoding run in
-a thread when the clerk asks.
+Sharpness is `verify.sharpness` (the variance of the Laplacian of the grey image).
+Frames are kept as decoded `av.VideoFrame`s (no conversion on the hot path); the choice
+and the PNG encoding run in a thread when the clerk asks.
 """
 
 from __future__ import annotations
@@ -12,18 +12,14 @@ import io
 from collections import deque
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 from av import VideoFrame
 from PIL import Image
 
+from verify.sharpness import laplacian_variance
+
 THUMB_WIDTH = 240
-
-
-def sharpness(gray: npt.NDArray[np.uint8]) -> float:
-    """Variance of the Laplacian: high for crisp edges, low for blur."""
-    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
 
 class CaptureBuffer:
@@ -60,7 +56,7 @@ def pick_sharpest(frames: list[VideoFrame]) -> Still | None:
     best: tuple[float, npt.NDArray[np.uint8]] | None = None
     for frame in frames:
         gray = np.asarray(frame.to_ndarray(format="gray"), dtype=np.uint8)
-        score = sharpness(gray)
+        score = laplacian_variance(gray)
         if best is None or score > best[0]:
             best = (score, np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
     if best is None:

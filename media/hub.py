@@ -9,14 +9,12 @@ list so exactly one signaling node tells everyone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,16 +24,18 @@ import redis.asyncio as aioredis
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core import keys
+from core import worker_registry as registry
+from core.loops import Background
+from core.media_tables import media_calls, recording_segments, scans
 from core.messages import IceServer
 from core.settings import Settings
+from core.states import CallState
+from core.worker_registry import WorkerInfo, load_figure
 from media.call import Call
 from media.capture import pick_sharpest
 from media.composite import Watermark
 from media.ice import rtc_configuration
 from media.recording import GENESIS, ClosedSegment, Recorder, chain_hash
-from media.records import media_calls, recording_segments, scans
-from media.registry import WorkerInfo, load_figure, register, str_map
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,16 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+Clock = Callable[[], float]
+
+
 class Hub:
-    def __init__(self, settings: Settings, redis: aioredis.Redis, engine: AsyncEngine) -> None:
+    def __init__(self, settings: Settings, redis: aioredis.Redis, engine: AsyncEngine,
+                 clock: Clock = time.time) -> None:
         self.settings = settings
         self.redis = redis
         self.engine = engine
+        self.clock = clock
         self.calls: dict[str, Call] = {}
         self._creating: dict[str, asyncio.Lock] = {}
         self._chain: dict[str, str] = {}
@@ -84,24 +89,24 @@ class Hub:
             call = self.calls.get(call_id)
             if call is not None:
                 return call
-            meta = str_map(await self.redis.hgetall(keys.media_call(call_id)))
-            if meta.get("state") in ("ended", "failed"):
+            placed = await registry.placed_call(self.redis, call_id)
+            if placed is not None and placed.state in (CallState.ENDED, CallState.FAILED):
                 raise HubError(410, "call_ended", "通话已结束")
-            call = Call(call_id, rtc_configuration(self.ice_servers))
+            call = Call(call_id, rtc_configuration(self.ice_servers), self.clock)
             if self.settings.media_record:
-                call.recorder = self._recorder(call, meta)
+                call.recorder = self._recorder(call, placed)
                 call.recorder.start()
                 await self._set_call(call_id, recording_started_at=_utc(call.recorder.started_at))
             self.calls[call_id] = call
-            await self.redis.sadd(keys.media_worker_calls(self.settings.media_id), call_id)
+            await registry.adopt_call(self.redis, self.settings.media_id, call_id)
             return call
 
-    def _recorder(self, call: Call, meta: dict[str, str]) -> Recorder:
+    def _recorder(self, call: Call, placed: registry.PlacedCall | None) -> Recorder:
         folder = self.settings.storage_root / "recordings" / call.call_id
         mark = Watermark(
-            case_no=meta.get("case_no") or call.call_id,
-            terminal_name=meta.get("terminal_name", ""),
-            clerk_name=meta.get("clerk_name", ""),
+            case_no=(placed.case_no if placed else "") or call.call_id,
+            terminal_name=placed.terminal_name if placed else "",
+            clerk_name=placed.clerk_name if placed else "",
         )
 
         async def on_segment(closed: ClosedSegment) -> None:
@@ -141,16 +146,12 @@ class Hub:
         self._chain.pop(call_id, None)
         self._creating.pop(call_id, None)
         values: dict[str, Any] = {"state": "ended", "end_reason": reason,
-                                  "ended_at": _utc(time.time())}
+                                  "ended_at": _utc(self.clock())}
         if call.recorder is not None:
             values["recording_ended_at"] = _utc(call.recorder.ended_at)
         await self._set_call(call_id, **values)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.media_call(call_id), mapping={"state": "ended", "reason": reason})
-            pipe.srem(keys.media_worker_calls(self.settings.media_id), call_id)
-            if notify:
-                pipe.rpush(keys.media_ended(), json.dumps({"call_id": call_id, "reason": reason}))
-            await pipe.execute()
+        await registry.call_ended_here(self.redis, self.settings.media_id, call_id, reason,
+                                       notify)
         return True
 
     async def leave(self, call_id: str, participant_id: str, role: str) -> None:
@@ -211,47 +212,44 @@ class Hub:
         )
 
     async def heartbeat(self) -> None:
-        while True:
-            # Of one core: the event loop keeps a worker process to about one core.
-            self.cpu_fraction = self._process.cpu_percent(None) / 100.0
-            try:
-                await register(self.redis, self.info(time.time()),
-                               self.settings.media_worker_ttl_s)
-            except aioredis.RedisError:
-                log.warning("media heartbeat failed", exc_info=True)
-            await asyncio.sleep(self.settings.media_heartbeat_s)
+        # Of one core: the event loop keeps a worker process to about one core.
+        self.cpu_fraction = self._process.cpu_percent(None) / 100.0
+        await registry.register(self.redis, self.info(self.clock()),
+                                self.settings.media_worker_ttl_s)
+
+    async def sweep_once(self, now: float) -> list[str]:
+        """End calls whose terminal or clerk has been gone longer than the grace period."""
+        ended = []
+        for call_id, call in list(self.calls.items()):
+            if call.gone_participant(now, self.settings.media_grace_s) is not None:
+                try:
+                    await self.end(call_id, "participant_gone", notify=True)
+                    ended.append(call_id)
+                except Exception:
+                    log.exception("ending a call failed", extra={"call": call_id})
+        return ended
 
     async def sweep(self) -> None:
-        """End calls whose terminal or clerk has been gone longer than the grace period."""
-        while True:
-            await asyncio.sleep(1.0)
-            now = time.time()
-            for call_id, call in list(self.calls.items()):
-                if call.gone_participant(now, self.settings.media_grace_s) is not None:
-                    try:
-                        await self.end(call_id, "participant_gone", notify=True)
-                    except Exception:
-                        log.exception("ending call %s failed", call_id)
+        await self.sweep_once(self.clock())
 
     async def close(self) -> None:
         for call_id in list(self.calls):
-            with contextlib.suppress(Exception):
+            try:
                 await self.end(call_id, "worker_stopped", notify=True)
+            except Exception:
+                log.exception("ending a call at shutdown failed", extra={"call": call_id})
 
 
 async def running(hub: Hub) -> AsyncIterator[None]:
     """Heartbeat and grace sweep for the worker's lifetime (cleanup_ctx helper)."""
     # Registered before the first request, so signaling can place calls at once.
-    await register(hub.redis, hub.info(time.time()), hub.settings.media_worker_ttl_s)
-    tasks = [asyncio.create_task(hub.heartbeat()), asyncio.create_task(hub.sweep())]
+    await hub.heartbeat()
+    loops = Background()
+    loops.every("heartbeat", hub.settings.media_heartbeat_s, hub.heartbeat)
+    loops.every("grace-sweep", 1.0, hub.sweep)
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await loops.stop()
         await hub.close()
-        await hub.redis.srem(keys.media_workers(), hub.settings.media_id)
-        await hub.redis.delete(keys.media_worker(hub.settings.media_id))
+        await registry.unregister(hub.redis, hub.settings.media_id)

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from approval.store import make_store
 from core.catalogue import search
+from core.clock import Clock, wall
 from core.records import make_engine
+from core.replies import http_error
 from core.settings import ROOT, Settings
-from signaling import auth, calls, cases_api, figures, scans_api
-from signaling.appkeys import ENGINE, REDIS, SETTINGS
-from signaling.errors import http_error
-from signaling.service import SERVICE, QueueService
+from signaling import (
+    auth,
+    cases_api,
+    certificates_api,
+    figures,
+    reviewer_api,
+    scans_api,
+    verify_page,
+)
+from signaling.appkeys import CASES, ENGINE, REDIS, SETTINGS
+from signaling.catalogue import Catalogue
+from signaling.media_watch import WATCH_INTERVAL_S, MediaWatch
+from signaling.node import NODE, SignalingNode
+from signaling.placement import CallPlacement, WorkerPlacement
 from signaling.ws import ws_handler
 
 log = logging.getLogger("signaling.app")
@@ -53,9 +67,9 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def list_items(request: web.Request) -> web.Response:
     await auth.require_session(request)
-    svc = request.app[SERVICE]
     query = request.query.get("q", "")[:64]
-    found = search(svc.items.values(), query, limit=0 if not query else 8)
+    found = search(request.app[NODE].catalogue.items.values(), query,
+                   limit=0 if not query else 8)
     return web.json_response([
         it.model_dump(include={"code", "name", "plain_name", "category", "level",
                                "department", "materials", "time_limit_days"})
@@ -65,7 +79,7 @@ async def list_items(request: web.Request) -> web.Response:
 
 async def get_item(request: web.Request) -> web.Response:
     await auth.require_session(request)
-    item = request.app[SERVICE].items.get(request.match_info["code"])
+    item = request.app[NODE].catalogue.get(request.match_info["code"])
     if item is None:
         raise http_error(web.HTTPNotFound, "unknown_item", "没有这个事项")
     return web.json_response(item.model_dump())
@@ -91,39 +105,54 @@ async def _index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(WEB_ROOT / "index.html")
 
 
-async def _resources(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    # A blocking pool waits (bounded) for a free connection under a burst instead of
-    # failing the request, as redis-py's default pool does when it runs out.
-    pool = aioredis.BlockingConnectionPool.from_url(
-        settings.redis_url, decode_responses=True, max_connections=512, timeout=10,
-        socket_timeout=10, socket_connect_timeout=5, health_check_interval=15)
-    app[REDIS] = aioredis.Redis(connection_pool=pool)
-    app[ENGINE] = make_engine(settings.database_url)
-    svc = QueueService(settings, app[REDIS], app[ENGINE], app)
-    app[SERVICE] = svc
-    await svc.load_catalogue()
-    tasks = await svc.run_background()
-    try:
-        yield
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await svc.drain(timeout_s=5.0)
-        await app[ENGINE].dispose()
-        await app[REDIS].aclose()
+PlacementFactory = Callable[[Settings, aioredis.Redis, AsyncEngine, aiohttp.ClientSession,
+                             Clock], CallPlacement]
+
+
+def _resources(clock: Clock, placement: PlacementFactory
+               ) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        # A blocking pool waits (bounded) for a free connection under a burst instead of
+        # failing the request, as redis-py's default pool does when it runs out.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, decode_responses=True, max_connections=512, timeout=10,
+            socket_timeout=10, socket_connect_timeout=5, health_check_interval=15)
+        redis = app[REDIS] = aioredis.Redis(connection_pool=pool)
+        engine = app[ENGINE] = make_engine(settings.database_url)
+        app[CASES] = make_store(engine, settings)
+        # One HTTP client session for the process (calls to the media workers).
+        http = aiohttp.ClientSession()
+        catalogue = Catalogue()
+        await catalogue.load(engine)
+        node = app[NODE] = SignalingNode(
+            settings, redis, catalogue, placement(settings, redis, engine, http, clock), clock)
+        watch = MediaWatch(redis, engine, lambda call_id, reason: node.calls.end(call_id,
+                                                                                 reason))
+        await node.start()
+        node.loops.every("media-watch", WATCH_INTERVAL_S, watch.once)
+        try:
+            yield
+        finally:
+            await node.stop()
+            await http.close()
+            await engine.dispose()
+            await redis.aclose()
+
+    return resources
 
 
 async def _close_websockets(app: web.Application) -> None:
-    for conn in app[SERVICE].conns.all():
+    for conn in app[NODE].delivery.conns.all():
         await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, clock: Clock = wall,
+               placement: PlacementFactory = WorkerPlacement) -> web.Application:
+    """The signaling app; tests pass their own clock and media side."""
     app = web.Application(middlewares=[guard], client_max_size=8 * 1024 * 1024)
     app[SETTINGS] = settings
-    app.cleanup_ctx.append(_resources)
+    app.cleanup_ctx.append(_resources(clock, placement))
     app.on_shutdown.append(_close_websockets)
     auth.setup_routes(app)
     figures.setup_routes(app)
@@ -135,7 +164,9 @@ def create_app(settings: Settings) -> web.Application:
     for name in PAGES:
         app.router.add_get(f"/{name}/", _page(name))
     app.router.add_static("/web/", Path(WEB_ROOT), follow_symlinks=False)
-    calls.setup(app)
     cases_api.setup_routes(app)
+    reviewer_api.setup_routes(app)
+    certificates_api.setup_routes(app)
+    verify_page.setup_routes(app)
     scans_api.setup_routes(app)
     return app

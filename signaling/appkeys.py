@@ -6,8 +6,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from approval.store import CaseStore
 from core.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", aioredis.Redis)
 ENGINE = web.AppKey("engine", AsyncEngine)
+CASES = web.AppKey("cases", CaseStore)

@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import keys, records
 from core.credentials import check_password, hash_password, hash_token
+from core.replies import http_error
 from core.settings import Settings
 from signaling.appkeys import ENGINE, REDIS, SETTINGS
-from signaling.errors import http_error
 
 COOKIE = "vw_session"
-Role = Literal["clerk", "reviewer", "qa", "admin", "terminal"]
+SessionRole = Literal["clerk", "reviewer", "qa", "admin", "terminal"]
 # Verifying against a dummy hash keeps the reply time the same for unknown usernames.
 _DUMMY_HASH = hash_password(secrets.token_hex(8))
 
@@ -31,7 +31,7 @@ class Session(BaseModel):
 
     kind: Literal["staff", "terminal"]
     who: str  # username or terminal id
-    role: Role
+    role: SessionRole
     display_name: str
     region_code: str
     skills: list[str] = Field(default_factory=list)
@@ -98,7 +98,7 @@ async def current_session(request: web.Request) -> Session | None:
         return None
 
 
-async def require_session(request: web.Request, *roles: Role) -> Session:
+async def require_session(request: web.Request, *roles: SessionRole) -> Session:
     """The caller's session, or 401 (not logged in) / 403 (role not allowed)."""
     session = await current_session(request)
     if session is None:

@@ -14,10 +14,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from pydantic import BaseModel
 
-from core import keys
 from signaling.auth import require_session
-from signaling.queue_store import strs
-from signaling.service import SERVICE, QueueService
+from signaling.node import NODE, SignalingNode
 
 COUNTERS = ("joined", "offers_made", "offers_accepted", "offers_timed_out", "offers_rejected",
             "offers_withdrawn", "abandoned", "left", "calls_ended")
@@ -38,28 +36,27 @@ class Figures(BaseModel):
     connections_here: int
 
 
-async def collect(svc: QueueService, now: float) -> Figures:
+async def collect(node: SignalingNode, now: float) -> Figures:
     items: list[ItemFigures] = []
-    for code, item in sorted(svc.items.items()):
-        head = strs(await svc.redis.zrange(keys.waiting(code), 0, -1))
-        waiting = len(head)
+    for code, item in sorted(node.catalogue.items.items()):
+        head = [ticket_id for ticket_id, _ in await node.store.queue_view(code)]
         longest = 0
         if head:
-            tickets = [await svc.store.ticket(t) for t in head[:50]]
+            tickets = [await node.store.ticket(t) for t in head[:50]]
             oldest = min((t.enqueued_at for t in tickets if t is not None), default=now)
             longest = int(now - oldest)
-        items.append(ItemFigures(item_code=code, item_name=item.name, waiting=waiting,
+        items.append(ItemFigures(item_code=code, item_name=item.name, waiting=len(head),
                                  longest_wait_s=longest))
     by_status = {s: 0 for s in ("offline", "ready", "not_ready")}
     by_state = {s: 0 for s in ("idle", "offered", "in_call", "wrap_up")}
-    for c in await svc.store.all_clerks():
+    for c in await node.store.all_clerks():
         by_status[c.status] = by_status.get(c.status, 0) + 1
         if c.status != "offline":
             by_state[c.state] = by_state.get(c.state, 0) + 1
-    counters = await svc.store.counters()
+    counters = await node.store.counters()
     return Figures(items=items, clerks_by_status=by_status, clerks_by_state=by_state,
                    counters={k: counters.get(k, 0) for k in COUNTERS},
-                   connections_here=len(svc.conns))
+                   connections_here=len(node.delivery.conns))
 
 
 class _Snapshot(Collector):
@@ -93,14 +90,14 @@ class _Snapshot(Collector):
 
 async def figures_json(request: web.Request) -> web.Response:
     await require_session(request, "admin", "qa")
-    svc = request.app[SERVICE]
-    return web.json_response((await collect(svc, svc.now())).model_dump())
+    node = request.app[NODE]
+    return web.json_response((await collect(node, node.clock())).model_dump())
 
 
 async def metrics(request: web.Request) -> web.Response:
-    svc = request.app[SERVICE]
+    node = request.app[NODE]
     registry = CollectorRegistry()
-    registry.register(_Snapshot(await collect(svc, svc.now())))
+    registry.register(_Snapshot(await collect(node, node.clock())))
     return web.Response(body=generate_latest(registry),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 

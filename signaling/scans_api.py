@@ -15,10 +15,10 @@ from aiohttp import web
 from sqlalchemy import select
 
 from approval.tables import cases
-from media.records import scans
+from core.media_tables import scans
+from core.replies import http_error
 from signaling.appkeys import ENGINE, SETTINGS
 from signaling.auth import require_session
-from signaling.errors import http_error
 from verify.watermark import make_copy
 
 FALLBACK_ITEM = "远程虚拟窗口政务服务"

@@ -11,7 +11,6 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
@@ -27,17 +26,21 @@ from core.messages import (
     Hello,
     InviteClerk,
     JoinQueue,
+    LeaveQueue,
+    Ping,
     Pong,
     RejectOffer,
     SetStatus,
+    WrapupDone,
     client_message,
 )
+from core.replies import http_error
 from signaling.appkeys import SETTINGS
 from signaling.auth import Session, current_session
-from signaling.errors import http_error
-from signaling.fanout import Connection
+from signaling.client_error import ClientError
+from signaling.connections import Connection
+from signaling.node import NODE, SignalingNode
 from signaling.ratelimit import TokenBucket
-from signaling.service import SERVICE, ClientError, QueueService
 
 log = logging.getLogger("signaling.ws")
 
@@ -46,7 +49,7 @@ ABUSE_LIMIT = 200  # dropped messages before a flooding client is disconnected
 SLOW_INTENT_S = 0.25  # intents slower than this are logged
 
 
-async def _handle(svc: QueueService, session: Session, conn: Connection, raw: str) -> None:
+async def _handle(node: SignalingNode, session: Session, conn: Connection, raw: str) -> None:
     try:
         msg = client_message.validate_json(raw)
     except ValidationError as exc:
@@ -63,10 +66,10 @@ async def _handle(svc: QueueService, session: Session, conn: Connection, raw: st
         return
     started = time.monotonic()
     # A clerk's intent may make an offer: bulk position pushes wait while it is in flight.
-    urgent = svc.urgent() if session.role == "clerk" else contextlib.nullcontext()
+    urgent = node.positions.urgent() if session.role == "clerk" else contextlib.nullcontext()
     try:
         async with urgent:
-            await _dispatch(svc, session, conn, msg)
+            await _dispatch(node, session, conn, msg)
         took = time.monotonic() - started
         if took > SLOW_INTENT_S:
             log.warning("slow intent", extra={"who": session.who, "type": msg.type,
@@ -81,32 +84,28 @@ async def _handle(svc: QueueService, session: Session, conn: Connection, raw: st
                                      ref=msg.id))
 
 
-async def _dispatch(svc: QueueService, s: Session, conn: Connection, msg: object) -> None:
+async def _dispatch(node: SignalingNode, s: Session, conn: Connection, msg: object) -> None:
     match msg:
         case JoinQueue():
-            await svc.join_queue(s, msg.item_code, msg.priority, msg.handling_region)
+            await node.terminals.join_queue(s, msg.item_code, msg.priority, msg.handling_region)
+        case LeaveQueue():
+            await node.terminals.leave_queue(s)
         case SetStatus():
-            await svc.set_status(s, msg.status, msg.reason)
+            await node.clerks.set_status(s, msg.status, msg.reason)
         case AcceptOffer():
-            await svc.accept_offer(s, msg.offer_id)
+            await node.calls.accept(s, msg.offer_id)
         case RejectOffer():
-            await svc.reject_offer(s, msg.offer_id)
+            await node.clerks.reject(s, msg.offer_id)
         case EndCall():
-            await svc.end_call(msg.call_id, "hangup", by=s.who)
+            await node.calls.end(msg.call_id, "hangup", by=s.who)
         case InviteClerk():
-            await svc.invite_clerk(s, msg.call_id, msg.username)
+            await node.calls.invite(s, msg.call_id, msg.username)
         case AcceptInvite():
-            await svc.accept_invite(s, msg.call_id)
-        case _:
-            kind = getattr(msg, "type", "")
-            handlers: dict[str, Callable[[], Awaitable[None]]] = {
-                "leave_queue": lambda: svc.leave_queue(s),
-                "wrapup_done": lambda: svc.wrapup_done(s),
-            }
-            if kind == "ping":
-                conn.send_model(Pong())
-            elif kind in handlers:
-                await handlers[kind]()
+            await node.calls.join_invited(s, msg.call_id)
+        case WrapupDone():
+            await node.clerks.wrapup_done(s)
+        case Ping():
+            conn.send_model(Pong())
 
 
 def _validation_error(exc: ValidationError) -> tuple[str, str]:
@@ -119,13 +118,13 @@ def _validation_error(exc: ValidationError) -> tuple[str, str]:
     return "invalid_message", f"消息字段不正确：{fields}"
 
 
-async def _cleanup(svc: QueueService, session: Session, conn: Connection) -> None:
+async def _cleanup(node: SignalingNode, session: Session, conn: Connection) -> None:
     await conn.stop()
     try:
         if session.role == "terminal":
-            await svc.terminal_disconnected(session, conn)
+            await node.terminals.disconnected(session, conn)
         elif session.role == "clerk":
-            await svc.clerk_disconnected(session, conn)
+            await node.clerks.disconnected(session, conn)
     finally:
         log.info("disconnected", extra={"who": session.who, "conn": conn.conn_id})
 
@@ -137,20 +136,20 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     if session.role not in ("terminal", "clerk", "reviewer"):
         raise http_error(web.HTTPForbidden, "forbidden", "只有终端、坐席和审批人员可以连接")
     settings = request.app[SETTINGS]
-    svc = request.app[SERVICE]
+    node = request.app[NODE]
     ws = web.WebSocketResponse(heartbeat=5.0, max_msg_size=HARD_FRAME_LIMIT)
     await ws.prepare(request)
     target = f"{session.role}:{session.who}"
     conn = Connection(ws, secrets.token_hex(8), target)
-    svc.conns.add(conn)
+    node.delivery.conns.add(conn)
     bucket = TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst)
     dropped = 0
     log.info("connected", extra={"who": session.who, "role": session.role, "conn": conn.conn_id})
     try:
         if session.role == "terminal":
-            await svc.terminal_connected(session, conn)
+            await node.terminals.connected(session, conn)
         elif session.role == "clerk":
-            await svc.clerk_connected(session, conn)
+            await node.clerks.connected(session, conn)
         else:
             conn.send_model(Hello(role="reviewer", who=session.who,
                                   display_name=session.display_name,
@@ -171,7 +170,7 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
                     log.info("oversized message", extra={"who": session.who,
                                                          "bytes": len(data)})
                     continue
-                await _handle(svc, session, conn, data)
+                await _handle(node, session, conn, data)
             elif frame.type == WSMsgType.BINARY:
                 conn.send_model(ErrorMessage(code="binary_not_supported",
                                              message="只接受文本消息"))
@@ -179,8 +178,8 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
                 log.info("websocket error", extra={"who": session.who,
                                                    "error": repr(ws.exception())})
     finally:
-        svc.conns.remove(conn)
+        node.delivery.conns.remove(conn)
         # aiohttp may cancel the handler when the peer vanishes; the cleanup (presence,
         # grace period, pending offer) must still run, so it runs as its own task.
-        await asyncio.shield(svc.spawn(_cleanup(svc, session, conn)))
+        await asyncio.shield(node.spawn(_cleanup(node, session, conn)))
     return ws

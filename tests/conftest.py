@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from core.localstack import PostgresServer, RedisServer, private_servers
 from core.migrate import upgrade
 from core.settings import Settings
+from testkit.localstack import PostgresServer, RedisServer, private_servers
 
 TESTDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata"
 FACES = TESTDATA / "faces"
@@ -40,7 +40,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             os.chmod(parent, 0o755)  # the postgres account must reach its data folder
     with private_servers(folder) as (redis, pg):
         upgrade(pg.url)
-        from core.seed import seed_demo
+        from testkit.demo import seed_demo
 
         asyncio.run(seed_demo(pg.url))
         yield Stack(redis, pg, folder)

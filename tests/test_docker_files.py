@@ -12,9 +12,11 @@ from typing import Any
 
 import yaml
 
+from core.settings import table as settings_table
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
-APP_MODULES = {"signaling", "media", "approval", "core.migrate", "core.seed"}
+APP_MODULES = {"signaling", "media", "approval", "core.migrate"}
 SECRETS = {"JOIN_TOKEN_SECRET", "MEDIA_TURN_SECRET"}
 
 
@@ -24,8 +26,7 @@ def _compose() -> dict[str, Any]:
 
 
 def _setting_names() -> set[str]:
-    text = (ROOT / "core" / "settings.py").read_text(encoding="utf-8")
-    return set(re.findall(r'_get\(\s*e,\s*"([A-Z0-9_]+)"', text))
+    return {f.metadata["env"] for f, _ in settings_table()}
 
 
 def _app_services() -> dict[str, dict[str, Any]]:

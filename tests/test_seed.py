@@ -4,7 +4,7 @@ from sqlalchemy import func, select
 
 from core import records
 from core.credentials import check_password
-from core.seed import DEMO_PASSWORD, seed_demo
+from testkit.demo import DEMO_PASSWORD, seed_demo
 from tests.conftest import Stack
 
 

@@ -15,12 +15,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.settings import Settings
 from verify.face_model import RGB
+from verify.thresholds import Thresholds
 
 
 class InputError(Exception):
     """An input file is missing or not an image / video."""
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise InputError(f"cannot read thresholds file {path}")
+    return path.read_text(encoding="utf-8")
 
 
 def read_image(path: Path) -> RGB:
@@ -53,24 +59,24 @@ def video_frames(path: Path, max_fps: float) -> Iterator[tuple[float, RGB]]:
         capture.release()
 
 
-def cmd_face_match(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
+def cmd_face_match(args: argparse.Namespace, th: Thresholds) -> dict[str, object]:
     from verify.face_match import match
 
     card = read_image(args.id)
     live = [read_image(p) for p in args.live]
-    verdict = match(card, live, settings.face_match)
+    verdict = match(card, live, th.face_match)
     result = verdict.to_dict()
     result["live_files"] = [str(p) for p in args.live]
     return result
 
 
-def cmd_liveness(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
+def cmd_liveness(args: argparse.Namespace, th: Thresholds) -> dict[str, object]:
     from verify.liveness import LivenessSession, observe, parse_challenge
 
-    session = LivenessSession(parse_challenge(args.challenge), settings.liveness)
+    session = LivenessSession(parse_challenge(args.challenge), th.liveness)
     verdict = None
     for t, frame in video_frames(args.video, args.max_fps):
-        verdict = session.feed(observe(frame, t, settings.face_match.detect_width))
+        verdict = session.feed(observe(frame, t, th.face_match.detect_width))
         if verdict.status != "pending":
             break
     if verdict is None or verdict.status == "pending":
@@ -80,6 +86,9 @@ def cmd_liveness(args: argparse.Namespace, settings: Settings) -> dict[str, obje
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m verify", description=__doc__)
+    parser.add_argument("--thresholds", type=Path, default=None,
+                        help="JSON file of thresholds over the defaults, e.g. "
+                             '{"face_match": {"pass_below": 0.5}}')
     subparsers = parser.add_subparsers(dest="command", required=True)
 
     face = subparsers.add_parser("face-match", help="match an ID card portrait to live frames")
@@ -93,7 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--max-fps", type=float, default=10.0, help="frames judged per second")
     live.set_defaults(handler=cmd_liveness)
 
-    # DOCUMENT-SUBCOMMAND
     from verify.document_cli import register as register_document
 
     register_document(subparsers)
@@ -104,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        result = args.handler(args, Settings.from_env())
+        th = Thresholds() if args.thresholds is None else Thresholds.from_json(
+            _read_text(args.thresholds))
+        result = args.handler(args, th)
     except InputError as exc:
         print(json.dumps({"error": str(exc)}, ensure_ascii=False))
         return 1

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from core.settings import Settings
+from verify.thresholds import Thresholds
 
 
 def _read_bgr(path: Path) -> NDArray[np.uint8]:
@@ -29,7 +29,7 @@ def _read_bgr(path: Path) -> NDArray[np.uint8]:
 
 
 def describe(
-    frame: NDArray[np.uint8], settings: Settings, today: date | None = None
+    frame: NDArray[np.uint8], th: Thresholds, today: date | None = None
 ) -> tuple[dict[str, object], NDArray[np.uint8] | None]:
     """The JSON-ready description of one frame, and its flat scan when a document was found."""
     from verify.document_detect import detect_document, scan, source_dpi
@@ -37,7 +37,7 @@ def describe(
     from verify.id_ocr import read_id_number
 
     doc = detect_document(frame)
-    quality = assess(frame, doc, settings.document)
+    quality = assess(frame, doc, th.document)
     result: dict[str, object] = {"found": doc is not None, **quality.as_dict()}
     if doc is None:
         return result, None
@@ -52,11 +52,11 @@ def describe(
     return result, flat
 
 
-def cmd_document(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
+def cmd_document(args: argparse.Namespace, th: Thresholds) -> dict[str, object]:
     from verify.cli import InputError
 
     frame = _read_bgr(args.image)
-    result, flat = describe(frame, settings)
+    result, flat = describe(frame, th)
     result["image"] = str(args.image)
     if args.out is not None:
         if flat is None:

@@ -23,6 +23,7 @@ from verify.document_detect import (
     source_dpi,
     warp_document,
 )
+from verify.sharpness import laplacian_variance
 
 Defect = Literal[
     "not_found", "cut_off", "too_small", "too_dark", "too_bright", "too_skewed", "blur", "glare"
@@ -111,7 +112,7 @@ def measure(frame: NDArray[np.uint8], doc: DetectedDocument | None) -> QualityMe
     flat = warp_document(frame, doc.corners, _measure_size(doc))
     gray = cv2.cvtColor(flat, cv2.COLOR_BGR2GRAY) if flat.ndim == 3 else flat
     b, s, g = _light(np.asarray(gray, np.uint8))
-    sharp = float(cv2.Laplacian(gray, cv2.CV_32F).var())
+    sharp = laplacian_variance(gray)
     short = min(doc.frame_size)
     edge_blur = doc.edge_spread_px / short * 1000.0
     angle = float(np.max(np.abs(corner_angles_deg(doc.corners) - 90.0)))

@@ -18,7 +18,7 @@ from verify.face_model import RGB, Encoding
 from verify.face_quality import GATE_REASONS, GatedFrame, gate_frame
 from verify.portrait import IdPortrait, extract_portrait
 
-Decision = Literal["pass", "fail", "review"]
+MatchDecision = Literal["pass", "fail", "review"]
 
 REASON_PASS = "人证比对一致"
 REASON_FAIL = "人证比对不一致"
@@ -29,7 +29,7 @@ REASON_SEVERAL = "画面中有多张人脸，请确认只有申请人本人在�
 
 @dataclass(frozen=True)
 class MatchVerdict:
-    decision: Decision
+    decision: MatchDecision
     distance: float | None  # median over the frames used
     frames_used: list[int]  # indices of the live frames that were matched
     distances: list[float]  # per frame used, same order
@@ -81,7 +81,7 @@ def decide(
     values = [distances[i] for i in used]
     median = statistics.median(values) if values else None
 
-    def verdict(decision: Decision, reasons: list[str]) -> MatchVerdict:
+    def verdict(decision: MatchDecision, reasons: list[str]) -> MatchVerdict:
         return MatchVerdict(
             decision, median, used, values, skipped, reasons,
             portrait.face_px, portrait.card_found, config.pass_below, fail_above,

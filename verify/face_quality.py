@@ -14,6 +14,7 @@ import numpy as np
 from verify import face_model
 from verify.face_config import FaceMatchConfig
 from verify.face_model import RGB, FaceBox, FivePoints
+from verify.sharpness import laplacian_variance
 
 # Gate codes and what the clerk reads for them.
 GATE_REASONS: dict[str, str] = {
@@ -71,7 +72,7 @@ def measure(image: RGB, box: FaceBox, points: FivePoints) -> FrameMeasure:
     gray = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
     # Sharpness on a fixed-size crop so it does not depend on the face's size.
     norm = cv2.resize(gray, (128, 128), interpolation=cv2.INTER_AREA)
-    sharpness = float(cv2.Laplacian(norm, cv2.CV_64F).var())
+    sharpness = laplacian_variance(norm)
     clipped = float(np.mean((gray <= 2) | (gray >= 253)))
     yaw, pitch, roll = points.pose()
     return FrameMeasure(box.width, sharpness, float(gray.mean()), clipped, yaw, pitch, roll)

@@ -27,7 +27,7 @@ from verify.face_config import LivenessConfig
 from verify.face_model import RGB, FivePoints
 
 Challenge = Literal["left", "right", "nod"]
-Status = Literal["pending", "pass", "fail"]
+LivenessStatus = Literal["pending", "pass", "fail"]
 CHALLENGES: tuple[Challenge, ...] = ("left", "right", "nod")
 
 PROMPTS: dict[Challenge, str] = {"left": "向左转头", "right": "向右转头", "nod": "点头"}
@@ -71,7 +71,7 @@ class LivenessFrame:
 
 @dataclass(frozen=True)
 class LivenessVerdict:
-    status: Status
+    status: LivenessStatus
     reason: str
     completed: list[Challenge]
     prompt: str  # what the applicant should do now (Chinese), empty when decided
@@ -249,7 +249,7 @@ class LivenessSession:
     def _elapsed(self) -> float:
         return 0.0 if self.started_at is None else self._last_t - self.started_at
 
-    def _decide(self, status: Status, reason: str) -> LivenessVerdict:
+    def _decide(self, status: LivenessStatus, reason: str) -> LivenessVerdict:
         done = list(self.challenge[: self._step])
         self._verdict = LivenessVerdict(status, reason, done, "", self._frames, self._elapsed())
         return self._verdict

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from approval.store import CaseStore, CaseSubmission
-from approval.worker import make_store
+from approval.store import CaseStore, CaseSubmission, make_store
 from core import records
 from core.settings import Settings
 from verify.idnumber import with_check_digit

@@ -12,13 +12,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from approval.store import CaseStore
+from approval.store import CaseStore, make_store
 from approval.tables import certificates
-from approval.worker import utcnow
+from approval.worker import sweep_forever, utcnow
 from core import keys
 from core.settings import Settings
-from signaling import auth, cases_api
-from signaling.appkeys import ENGINE, REDIS, SETTINGS
+from signaling import auth, cases_api, certificates_api, reviewer_api, verify_page
+from signaling.appkeys import CASES, ENGINE, REDIS, SETTINGS
 from tests.approval.conftest import submission
 
 Client = TestClient[web.Request, web.Application]
@@ -31,8 +31,10 @@ async def client(aiohttp_client: Any, approval_settings: Settings, redis: aiored
     app[SETTINGS] = approval_settings
     app[REDIS] = redis
     app[ENGINE] = engine
+    app[CASES] = make_store(engine, approval_settings)
     auth.setup_routes(app)
-    cases_api.setup_routes(app, sweep=False)  # the sweep has its own tests
+    for routes in (cases_api, reviewer_api, certificates_api, verify_page):
+        routes.setup_routes(app)  # the approval sweep runs in the approval worker
     c: Client = await aiohttp_client(app)
     return c
 
@@ -176,26 +178,26 @@ async def test_return_with_reason_then_resubmit(client: Client) -> None:
     await asyncio.sleep(0)
 
 
-async def test_signaling_app_runs_the_sweep(aiohttp_client: Any, approval_settings: Settings,
-                                            redis: aioredis.Redis, engine: AsyncEngine,
-                                            store: CaseStore) -> None:
-    """With the sweep on, a PostgreSQL case missing from Redis is enqueued and assigned."""
-    app = web.Application()
-    app[SETTINGS] = approval_settings
-    app[REDIS] = redis
-    app[ENGINE] = engine
-    auth.setup_routes(app)
-    cases_api.setup_routes(app)
-    client: Client = await aiohttp_client(app)
-    change = await store.create(submission("LS-JZ"), "clerk1", utcnow())  # never enqueued
-    await login(client, "reviewer_town")
-    await client.get("/api/reviewer/queue")  # online: the sweep assigns work to this reviewer
-    for _ in range(100):
-        queue = await (await client.get("/api/reviewer/queue")).json()
-        if change.case_no in [t["case_no"] for t in queue["held"]]:
-            break
-        await asyncio.sleep(0.05)
-    assert change.case_no in [t["case_no"] for t in queue["held"]]
+async def test_the_approval_sweep_hands_reviewers_a_case_missing_from_redis(
+        client: Client, approval_settings: Settings, redis: aioredis.Redis,
+        store: CaseStore) -> None:
+    """With the approval worker's sweep running (its one owner), a PostgreSQL case missing
+    from Redis is enqueued and assigned, and the reviewer's queue shows it."""
+    stop = asyncio.Event()
+    sweeper = asyncio.create_task(sweep_forever(redis, store, approval_settings, stop))
+    try:
+        change = await store.create(submission("LS-JZ"), "clerk1", utcnow())  # never enqueued
+        await login(client, "reviewer_town")
+        await client.get("/api/reviewer/queue")  # online: the sweep assigns work to it
+        for _ in range(100):
+            queue = await (await client.get("/api/reviewer/queue")).json()
+            if change.case_no in [t["case_no"] for t in queue["held"]]:
+                break
+            await asyncio.sleep(0.05)
+        assert change.case_no in [t["case_no"] for t in queue["held"]]
+    finally:
+        stop.set()
+        await sweeper
 
 
 async def test_rongque_result_is_released_when_materials_arrive(client: Client) -> None:

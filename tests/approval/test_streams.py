@@ -26,8 +26,8 @@ from approval.tables import cases as case_rows
 from approval.tables import decisions
 from approval.worker import AutoReviewer, sweep_forever, utcnow
 from core import keys
-from core.localstack import RedisServer, free_port
 from core.settings import ROOT, Settings
+from testkit.localstack import RedisServer, free_port
 from tests.approval.conftest import submission
 
 TOWN, DISTRICT = "town-civil-affairs", "district-civil-affairs"

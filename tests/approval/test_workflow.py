@@ -19,9 +19,9 @@ def cfg(*steps: tuple[str, list[str], str], merge: list[str] | None = None) -> w
          "merge": merge or []})
 
 
-def mats(*missing: str) -> list[wf.Material]:
+def mats(*missing: str) -> list[wf.CaseMaterial]:
     names = [("身份证", True), ("户口簿", True), ("银行卡", False), ("收入证明", False)]
-    return [wf.Material(name=n, core=c, provided=n not in missing) for n, c in names]
+    return [wf.CaseMaterial(name=n, core=c, provided=n not in missing) for n, c in names]
 
 
 def start(config: wf.WorkflowConfig, missing: tuple[str, ...] = (),

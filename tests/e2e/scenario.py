@@ -23,8 +23,8 @@ from playwright.sync_api import Page, sync_playwright
 
 from approval.messages import CaseResult
 from core import keys
-from core.localstack import direct
-from signaling.fanout import terminal_target
+from core.fanout import terminal_target
+from testkit.localstack import direct
 from tests.e2e.pages import (
     Watch,
     clerk_ready,

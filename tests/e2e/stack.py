@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.localstack import LocalStackError, free_port, private_servers, wait_http
 from core.migrate import upgrade
-from core.seed import seed_demo
 from core.settings import ROOT
+from testkit.demo import seed_demo
+from testkit.localstack import LocalStackError, free_port, private_servers, wait_http
 
 FACES = ROOT.parent / "shared" / "testdata" / "faces"
 CHROMIUM = "/usr/bin/chromium"
-TERMINAL_TOKEN = "demo-terminal-tzl-7f3a"  # core.seed DEMO_TERMINALS[0]
+TERMINAL_TOKEN = "demo-terminal-tzl-7f3a"  # testkit.demo DEMO_TERMINALS[0]
 TERMINAL_ID = "T-420115-001"
 
 

@@ -1,20 +1,21 @@
-"""Fixtures for the media tests: an in-process worker and a bare signaling app."""
+"""Fixtures for the media tests: an in-process worker and signaling's placement on it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from core.localstack import free_port
+from core.clock import wall
 from core.records import make_engine
 from core.settings import Settings
 from media.app import create_app
-from signaling.appkeys import ENGINE, REDIS, SETTINGS
+from signaling.placement import WorkerPlacement
+from testkit.localstack import free_port
 
 
 def media_settings(settings: Settings, **overrides: object) -> Settings:
@@ -50,14 +51,13 @@ async def worker(settings: Settings, redis: aioredis.Redis) -> AsyncIterator[Wor
 
 
 @pytest.fixture
-async def signaling_app(worker: Worker, redis: aioredis.Redis) -> AsyncIterator[web.Application]:
-    """What signaling.calls needs from the signaling app: settings, Redis, the engine."""
-    app = web.Application()
-    app[SETTINGS] = worker.settings
-    app[REDIS] = redis
-    app[ENGINE] = make_engine(worker.settings.database_url)
+async def placement(worker: Worker, redis: aioredis.Redis) -> AsyncIterator[WorkerPlacement]:
+    """Signaling's side of call set-up, on its own Redis client, engine and HTTP session."""
+    engine = make_engine(worker.settings.database_url)
+    http = aiohttp.ClientSession()
     try:
-        yield app
+        yield WorkerPlacement(worker.settings, redis, engine, http, wall)
     finally:
-        await app[ENGINE].dispose()
+        await http.close()
+        await engine.dispose()
 

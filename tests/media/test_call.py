@@ -15,18 +15,16 @@ from typing import Any
 import aiohttp
 import av
 import numpy as np
-from aiohttp import web
 from PIL import Image
 from sqlalchemy import select
 
 from core import keys
 from core.jointoken import JoinClaims, mint
+from core.media_tables import media_calls, recording_segments, scans
 from core.messages import MediaJoin
 from media.composite import WATERMARK_BOX, Watermark, render_watermark
 from media.recording import verify_chain
-from media.records import media_calls, recording_segments, scans
-from signaling.appkeys import ENGINE, REDIS
-from signaling.calls import CallStart, capture_for, join_for, start_call, stop_call
+from signaling.placement import CallStart, WorkerPlacement
 from tests.media.conftest import Worker
 from tests.media.peers import (
     BLUE,
@@ -74,12 +72,12 @@ def probe(path: Path) -> dict[str, object]:
     return result
 
 
-async def _two_party(worker: Worker, app: web.Application, call_id: str, terminal_id: str,
+async def _two_party(worker: Worker, placement: WorkerPlacement, call_id: str, terminal_id: str,
                      clerk_username: str, *, terminal_codec: str | None = None,
                      clerk_codec: str | None = None) -> tuple[Peer, Peer, MediaJoin, MediaJoin]:
     """Signaling places a call; the terminal (red face, document, 440 Hz) and the clerk
     (green camera, 1000 Hz) join it on the worker."""
-    joins = await start_call(app, CallStart(
+    joins = await placement.start_call(CallStart(
         call_id=call_id, ticket_id=f"t-{call_id}", item_code="HOUSE", terminal_id=terminal_id,
         terminal_name=TERMINAL_NAME, clerk_username=clerk_username, clerk_name=CLERK_NAME))
     term_join, clerk_join = joins[terminal_id], joins[clerk_username]
@@ -92,11 +90,11 @@ async def _two_party(worker: Worker, app: web.Application, call_id: str, termina
 
 
 async def test_call_relays_captures_and_records(worker: Worker,
-                                                 signaling_app: web.Application) -> None:
+                                                 placement: WorkerPlacement) -> None:
     call_id = "call-media-1"
     started = time.time()
     terminal, clerk, term_join, clerk_join = await _two_party(
-        worker, signaling_app, call_id, "T-1", "clerk-a")
+        worker, placement, call_id, "T-1", "clerk-a")
     assert term_join.worker_url == worker.url and term_join.role == "terminal"
     peers: list[Peer] = [terminal, clerk]
     try:
@@ -109,7 +107,7 @@ async def test_call_relays_captures_and_records(worker: Worker,
         await until(lambda: tone(terminal.received[2], 1000), what="clerk tone at terminal")
 
         # A second clerk joins the same call (三方连线).
-        second_join = await join_for(signaling_app, call_id, "clerk-b", "clerk")
+        second_join = await placement.join_for(call_id, "clerk-b", "clerk")
         assert second_join is not None and second_join.role == "second_clerk"
         second = await join(worker.url, call_id, second_join.token, clerk_lines(
             colour_track(BLUE), ToneTrack(700)))
@@ -124,18 +122,18 @@ async def test_call_relays_captures_and_records(worker: Worker,
         forwarding = (await _health(worker))["calls_detail"][call_id]["forwarding"]
         assert forwarding["passed"] > 0 and forwarding["reencoded"] == 0, forwarding
 
-        await _check_capture(worker, signaling_app, call_id, clerk_join.token)
+        await _check_capture(worker, placement, call_id, clerk_join.token)
         # The recording closes a segment (2 s here) before the hang-up closes the next.
         for _ in range(100):
             if (await _health(worker))["calls_detail"][call_id]["recording"]["segments"]:
                 break
             await asyncio.sleep(0.1)
     finally:
-        await stop_call(signaling_app, call_id, "hangup")
+        await placement.stop_call(call_id, "hangup")
         stopped = time.time()
         for peer in peers:
             await peer.close()
-    await _check_recording(worker, signaling_app, call_id, stopped - started)
+    await _check_recording(worker, placement, call_id, stopped - started)
 
 
 async def _health(worker: Worker) -> dict[str, Any]:
@@ -145,12 +143,12 @@ async def _health(worker: Worker) -> dict[str, Any]:
 
 
 async def test_a_clerk_on_another_video_codec_sees_and_is_seen(
-        worker: Worker, signaling_app: web.Application) -> None:
+        worker: Worker, placement: WorkerPlacement) -> None:
     """The terminal sends VP8, the clerk's browser only takes H.264: the worker re-encodes
     for the clerk instead of passing VP8 through, and both still see each other."""
     call_id = "call-media-h264"
     terminal, clerk, _, _ = await _two_party(
-        worker, signaling_app, call_id, "T-2", "clerk-h",
+        worker, placement, call_id, "T-2", "clerk-h",
         terminal_codec="video/VP8", clerk_codec="video/H264")
     try:
         await until(lambda: near(clerk.received[0].mean_colour(), RED), what="face at clerk")
@@ -162,12 +160,12 @@ async def test_a_clerk_on_another_video_codec_sees_and_is_seen(
         # Video was encoded again for the other codec; the audio (Opus both ways) was not.
         assert forwarding["reencoded"] > 0 and forwarding["passed"] > 0, forwarding
     finally:
-        await stop_call(signaling_app, call_id, "hangup")
+        await placement.stop_call(call_id, "hangup")
         for peer in (terminal, clerk):
             await peer.close()
 
 
-async def _check_capture(worker: Worker, app: web.Application, call_id: str,
+async def _check_capture(worker: Worker, placement: WorkerPlacement, call_id: str,
                          token: str) -> None:
     auth = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession() as http:
@@ -183,9 +181,9 @@ async def _check_capture(worker: Worker, app: web.Application, call_id: str,
             assert resp.status == 401
             assert (await resp.json())["error"]["code"] == "missing_token"
     # Signaling can ask on the clerk's behalf (its `capture` intent) and gets the same kind.
-    again = await capture_for(app, call_id, "clerk-a")
+    again = await placement.capture_for(call_id, "clerk-a")
     assert again["scan_id"] != scan["scan_id"] and again["width"] == 320
-    async with app[ENGINE].connect() as conn:
+    async with placement.engine.connect() as conn:
         row = (await conn.execute(select(scans).where(scans.c.scan_id == scan["scan_id"]))).one()
     path = worker.settings.storage_root / row.path
     data = path.read_bytes()
@@ -196,9 +194,9 @@ async def _check_capture(worker: Worker, app: web.Application, call_id: str,
     assert image[4 : TAG - 4, 4 : TAG - 4].mean() > 200
 
 
-async def _check_recording(worker: Worker, app: web.Application, call_id: str,
+async def _check_recording(worker: Worker, placement: WorkerPlacement, call_id: str,
                            call_s: float) -> None:
-    async with app[ENGINE].connect() as conn:
+    async with placement.engine.connect() as conn:
         call = (await conn.execute(
             select(media_calls).where(media_calls.c.call_id == call_id))).one()
         segments = (await conn.execute(
@@ -271,9 +269,9 @@ async def test_bad_or_expired_tokens_are_refused(worker: Worker) -> None:
 
 
 async def test_terminal_hang_up_ends_the_call_and_tells_signaling(
-    worker: Worker, signaling_app: web.Application
+    worker: Worker, placement: WorkerPlacement
 ) -> None:
-    joins = await start_call(signaling_app, CallStart(
+    joins = await placement.start_call(CallStart(
         call_id="call-media-2", ticket_id="t2", item_code="HOUSE", terminal_id="T-2",
         terminal_name=TERMINAL_NAME, clerk_username="clerk-a", clerk_name=CLERK_NAME))
     term_join = joins["T-2"]
@@ -288,7 +286,7 @@ async def test_terminal_hang_up_ends_the_call_and_tells_signaling(
             assert resp.status == 200
     finally:
         await terminal.close()
-    redis = signaling_app[REDIS]
+    redis = placement.redis
     event = json.loads(str(await redis.lpop(keys.media_ended())))
     assert event == {"call_id": "call-media-2", "reason": "hangup"}
     # A join after the end is refused in plain words.

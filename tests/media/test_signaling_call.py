@@ -18,11 +18,11 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from core.localstack import free_port, wait_http
+from core.media_tables import media_calls
 from core.records import make_engine
 from core.settings import ROOT, Settings
-from media.records import media_calls
 from signaling.app import create_app
+from testkit.localstack import free_port, wait_http
 from tests.media.conftest import Worker, media_settings
 from tests.media.peers import (
     GREEN,

@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from core.jointoken import JoinClaims, JoinTokenError, mint, turn_credentials, verify
+from core.worker_registry import WorkerInfo, live_workers, load_figure, pick_worker, register
 from media.recording import GENESIS, chain_hash, verify_chain
-from media.registry import WorkerInfo, live_workers, load_figure, pick_worker, register
 
 SECRET = "s3cret"
 

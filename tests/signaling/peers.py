@@ -10,8 +10,8 @@ from typing import Any
 from aiohttp import ClientSession, ClientWebSocketResponse, CookieJar, WSMsgType
 from aiohttp.test_utils import TestServer
 
-from core.seed import DEMO_PASSWORD, DEMO_TERMINALS
 from core.settings import Settings
+from testkit.demo import DEMO_PASSWORD, DEMO_TERMINALS
 
 TOKENS = {t.terminal_id: t.token for t in DEMO_TERMINALS}
 VILLAGE = "T-420115-001"

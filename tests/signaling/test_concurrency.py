@@ -25,11 +25,13 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy.dialects.postgresql import insert
 
 from core import keys, records
-from core.catalogue import DEMO_ITEMS
 from core.credentials import hash_password, hash_token
 from core.settings import Settings
+from core.states import CallState, TicketState
 from signaling.app import create_app
-from signaling.queue_store import QueueStore, Ticket
+from signaling.queue_records import CallRecord, Ticket
+from signaling.queue_store import QueueStore
+from testkit.demo_catalogue import DEMO_ITEMS
 from tests.signaling.peers import fast
 
 SEED = 20261125
@@ -437,7 +439,7 @@ async def test_accept_after_the_applicant_left_makes_no_call(redis: aioredis.Red
     now = 1000.0
     ticket = Ticket(ticket_id="tk-race", terminal_id="T-race", terminal_name="终端",
                     village="村", item_code=ITEMS[0], handling_region="420115", priority=False,
-                    enqueued_at=now, state="waiting", offer_id="", call_id="")
+                    enqueued_at=now, state=TicketState.WAITING, offer_id="", call_id="")
     assert await store.join(ticket) == "tk-race"
     await store.upsert_clerk("race-clerk", "坐席", ITEMS, ["42"], "420115", now)
     await store.set_status("race-clerk", "ready", "", now)
@@ -445,7 +447,9 @@ async def test_accept_after_the_applicant_left_makes_no_call(redis: aioredis.Red
     offer = await store.offer("of-race")
     assert offer is not None
     assert await store.remove_ticket(ticket, "left") == "of-race"
-    call = {"call_id": "call-race", "clerk": "race-clerk", "state": "active"}
-    assert await store.accept(offer, ticket, "call-race", now + 1, call) == 0
-    assert await store.call("call-race") == {}
+    call = CallRecord(call_id="call-race", ticket_id=ticket.ticket_id, item_code=ITEMS[0],
+                      terminal_id="T-race", terminal_name="终端", clerk="race-clerk",
+                      clerk_name="坐席", state=CallState.ACTIVE, started_at=now + 1)
+    assert await store.accept(offer, ticket, call, now + 1) == 0
+    assert await store.call("call-race") is None
     assert await store.ticket("tk-race") is None

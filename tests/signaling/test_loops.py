@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from signaling.loops import raise_if_cancelling, wait_for_event
+from core.loops import raise_if_cancelling, wait_for_event
 
 
 async def test_a_loop_stops_although_a_step_swallowed_its_cancellation() -> None:

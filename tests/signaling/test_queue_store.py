@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from core import keys
-from signaling import fanout
-from signaling.queue_store import QueueStore, Ticket
+from core import fanout, keys
+from core.states import TicketState
+from signaling.queue_records import Ticket
+from signaling.queue_store import QueueStore
 
 NOW = 1000.0
 
@@ -15,7 +16,7 @@ NOW = 1000.0
 def ticket(tid: str, item: str = "A", at: float = NOW, priority: bool = False) -> Ticket:
     return Ticket(ticket_id=tid, terminal_id=f"T-{tid}", terminal_name="终端", village="村",
                   item_code=item, handling_region="420115", priority=priority, enqueued_at=at,
-                  state="waiting", offer_id="", call_id="")
+                  state=TicketState.WAITING, offer_id="", call_id="")
 
 
 async def clerk(store: QueueStore, name: str = "c1", skills: tuple[str, ...] = ("A", "B")

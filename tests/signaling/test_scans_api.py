@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestServer
 from PIL import Image
 from sqlalchemy import insert
 
+from core.media_tables import scans
 from core.records import make_engine
 from core.settings import Settings
-from media.records import scans
 from signaling.app import create_app
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from testkit.synth_id import RGB, load_head
 from tests.conftest import FACES
-from verify.synth_id import RGB, load_head
 
 PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "biden2.jpg")
 

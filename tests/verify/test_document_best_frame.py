@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from core.settings import Settings
+from testkit.synth_doc import make_frame
 from verify.best_frame import AssessedFrame, choose_best
 from verify.document_detect import detect_document
 from verify.document_quality import assess
-from verify.synth_doc import make_frame
 
 TH = Settings.from_env({}).document
 

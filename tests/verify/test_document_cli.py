@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from testkit.synth_doc import make_frame
 from verify.cli import main
-from verify.synth_doc import make_frame
 
 
 def test_document_command_prints_verdict_and_writes_scan(

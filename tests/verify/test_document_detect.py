@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from testkit.synth_doc import Defect, SyntheticFrame, make_frame
 from verify.document_detect import (
     KIND_ASPECT,
     DocumentKind,
@@ -14,7 +15,6 @@ from verify.document_detect import (
     scan,
     scan_size,
 )
-from verify.synth_doc import Defect, SyntheticFrame, make_frame
 
 
 def corner_error(found: np.ndarray, truth: np.ndarray) -> float:

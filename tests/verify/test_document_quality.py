@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from core.settings import Settings
+from testkit.synth_doc import Defect, make_frame
 from verify.document_detect import DocumentKind, detect_document
 from verify.document_quality import REASONS, assess
-from verify.synth_doc import Defect, make_frame
 
 THRESHOLDS = Settings.from_env({}).document
 

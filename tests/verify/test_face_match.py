@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from core.settings import Settings
+from testkit.synth_id import EFFECTS, RGB, live_frame, photograph_card, render_card, two_faces_frame
 from verify.cli import main
 from verify.face_config import FaceMatchConfig
 from verify.face_match import (
@@ -25,7 +26,6 @@ from verify.face_match import (
 )
 from verify.face_quality import FrameMeasure, GatedFrame
 from verify.portrait import NO_PORTRAIT, IdPortrait, extract_portrait
-from verify.synth_id import EFFECTS, RGB, live_frame, photograph_card, render_card, two_faces_frame
 
 
 def live_set(head: RGB) -> list[RGB]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from testkit.synth_id import EFFECTS, RGB, photograph_card, render_card
 from verify.portrait import extract_portrait, find_card
-from verify.synth_id import EFFECTS, RGB, photograph_card, render_card
 
 
 @pytest.mark.parametrize("level", ["mild", "medium", "strong"])

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from testkit.synth_id import RGB, live_frame
 from verify.face_config import FaceMatchConfig
 from verify.face_quality import GATE_REASONS, FrameMeasure, first_failed_gate, gate_frame
-from verify.synth_id import RGB, live_frame
 
 
 def test_good_frame_passes_every_gate(face_heads: dict[str, RGB]) -> None:

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
+from testkit.synth_doc import make_frame, today
+from testkit.synth_id import CardFields, render_card
 from verify.document_detect import detect_document, scan
 from verify.id_ocr import read_id_number
-from verify.synth_doc import make_frame, today
-from verify.synth_id import CardFields, render_card
 
 
 @pytest.mark.parametrize("seed", [41, 42, 43])

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from testkit.synth_id import RGB, live_frame
 from verify.cli import main
 from verify.face_config import LivenessConfig
 from verify.liveness import (
@@ -27,7 +28,6 @@ from verify.liveness import (
     observe,
     parse_challenge,
 )
-from verify.synth_id import RGB, live_frame
 
 FPS = 10.0
 Pose = tuple[float, float]  # yaw, pitch in radians

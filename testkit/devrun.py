@@ -17,10 +17,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from core.localstack import LocalStackError, PostgresServer, RedisServer, free_port, wait_http
 from core.migrate import upgrade
-from core.seed import DEMO_ACCOUNTS, DEMO_PASSWORD, DEMO_TERMINALS
 from core.settings import ROOT, Settings
+from testkit.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, DEMO_TERMINALS
+from testkit.localstack import LocalStackError, PostgresServer, RedisServer, free_port, wait_http
 
 VAR = ROOT / "var"
 
@@ -65,7 +65,7 @@ def main() -> None:
         upgrade(env["DATABASE_URL"])
         import asyncio
 
-        from core.seed import seed_demo
+        from testkit.demo import seed_demo
 
         asyncio.run(seed_demo(env["DATABASE_URL"]))
         settings = Settings.from_env(env)

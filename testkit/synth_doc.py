@@ -1,7 +1,7 @@
 """Camera-like frames of documents for tests and benchmarks, with ground-truth corners.
 
 Renders Chinese pages (A4 and booklet pages) with a CJK font, takes ID cards from
-`verify.synth_id`, and places them in a cluttered 1280x720 scene with perspective,
+`testkit.synth_id`, and places them in a cluttered 1280x720 scene with perspective,
 rotation and one chosen defect (blur, glare, dim or harsh light, cut-off, too small,
 too skewed). Deterministic for a given `numpy.random.Generator`.
 """
@@ -160,8 +160,8 @@ def render_booklet_page(rng: np.random.Generator, width: int = 750) -> NDArray[n
 
 
 def render_card(rng: np.random.Generator, faces_dir: Path) -> tuple[NDArray[np.uint8], str]:
-    """An ID card front (portrait side) with a valid random number, from verify.synth_id."""
-    from verify import synth_id  # the identity issue owns the card layout
+    """An ID card front (portrait side) with a valid random number, from testkit.synth_id."""
+    from testkit import synth_id
 
     return synth_id.render_id_card_for_documents(rng, faces_dir)
 

@@ -1,70 +1,19 @@
-"""Delivery of server messages to the clients connected to any signaling node.
-
-Each node keeps its own connections; a message for a target ("clerk:<username>",
-"terminal:<id>") goes out on one Redis pub/sub channel and every node delivers it to
-the matching local connections. Pub/sub is lossy by design: whatever a client must not
-miss is also state in Redis, sent again as a snapshot when it reconnects.
-"""
+"""The websockets connected to this signaling node, each with a bounded outbox."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
-from collections.abc import Iterator
-from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import BaseModel
 
-from core import keys
+from core.fanout import encode
 
-log = logging.getLogger("signaling.fanout")
+log = logging.getLogger("signaling.connections")
 
-# A published payload is "<target>\n<message json>"; node events use this target. A node
-# that already delivered a message to its own connections prefixes "@<node id>\n" so that
-# its listener skips it.
-EVENT = "!event"
-ORIGIN = "@"
 OUTBOX_LIMIT = 256  # messages queued for one slow client before it is disconnected
-
-
-def clerk_target(username: str) -> str:
-    return f"clerk:{username}"
-
-
-def terminal_target(terminal_id: str) -> str:
-    return f"terminal:{terminal_id}"
-
-
-def encode(message: BaseModel) -> str:
-    return message.model_dump_json()
-
-
-def payload(target: str, text: str, origin: str = "") -> str:
-    return f"{ORIGIN}{origin}\n{target}\n{text}" if origin else f"{target}\n{text}"
-
-
-def parse(data: str) -> tuple[str, str, str]:
-    """(origin node or '', target, text) of a published payload."""
-    origin = ""
-    if data.startswith(ORIGIN):
-        head, _, data = data.partition("\n")
-        origin = head[len(ORIGIN):]
-    target, _, text = data.partition("\n")
-    return origin, target, text
-
-
-async def publish(redis: aioredis.Redis, target: str, message: BaseModel) -> None:
-    """Send `message` to every connection of `target`, on whichever node it is."""
-    await redis.publish(keys.events_channel(), payload(target, encode(message)))
-
-
-async def publish_event(redis: aioredis.Redis, kind: str, **data: Any) -> None:
-    """A node-to-node event (e.g. a queue changed) rather than a client message."""
-    await redis.publish(keys.events_channel(), f"{EVENT}\n{json.dumps({'event': kind, **data})}")
 
 
 class Connection:
@@ -115,6 +64,12 @@ class Connection:
         finally:
             self._writer = None
 
+    async def flush(self, timeout_s: float) -> None:
+        """Until the outbox is sent (bounded): what was queued goes out before a close."""
+        writer = self._writer
+        if writer is not None:
+            await asyncio.wait({writer}, timeout=timeout_s)
+
     async def stop(self) -> None:
         self._failed = True
         self._outbox.clear()
@@ -143,9 +98,6 @@ class Connections:
 
     def of(self, target: str) -> list[Connection]:
         return list(self._by_target.get(target, {}).values())
-
-    def targets(self, prefix: str) -> Iterator[str]:
-        return (t for t in list(self._by_target) if t.startswith(prefix))
 
     def all(self) -> list[Connection]:
         return [c for conns in self._by_target.values() for c in conns.values()]

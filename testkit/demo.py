@@ -1,6 +1,7 @@
-"""Seed command: demo accounts, demo terminals and the service catalogue.
+"""The demo data: demo accounts (password `demo1234`), demo terminals, the demo catalogue.
 
-`python -m core.seed` is idempotent: rows are upserted, so running it twice is harmless.
+For `make run`, the tests and the benchmarks only; a production deployment never runs
+it. `python -m testkit.demo` is idempotent: rows are upserted.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy.dialects.postgresql import insert
 
 from core import records
-from core.catalogue import DEMO_ITEMS
 from core.credentials import hash_password, hash_token
+from testkit.demo_catalogue import DEMO_ITEMS
 
 DEMO_PASSWORD = "demo1234"
 

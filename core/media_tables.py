@@ -1,4 +1,7 @@
-"""PostgreSQL tables of the media side (created by migration 0003_media)."""
+"""PostgreSQL tables of calls, recordings and scans (created by migration 0003_media).
+
+The media worker writes them; signaling and QA read them, so they live below both.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,13 @@ from sqlalchemy import (
     DateTime,
     Float,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
     func,
 )
 
-metadata = MetaData()
+from core.records import metadata
 
 media_calls = Table(
     "media_calls",

@@ -1,0 +1,137 @@
+"""The village terminals' side of routing: connect, join the queue, leave, come back.
+
+A terminal that drops keeps its place for a grace period (a reload, a network blip); one
+that does not come back in time is abandoned by the sweep (`signaling.sweeps`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from core import keys
+from core.clock import Clock
+from core.messages import Hello, LeftQueue, OfferClosed
+from core.settings import Settings
+from core.states import LeaveReason, OfferEnd, TicketState
+from signaling.auth import Session
+from signaling.calls import Calls
+from signaling.catalogue import Catalogue
+from signaling.client_error import ClientError
+from signaling.connections import Connection
+from signaling.delivery import Delivery
+from signaling.offers import Offers, new_id
+from signaling.positions import Positions, shown
+from signaling.queue_records import Ticket
+from signaling.queue_store import QueueStore
+
+log = logging.getLogger("signaling.terminals")
+
+
+class Terminals:
+    def __init__(self, settings: Settings, store: QueueStore, delivery: Delivery,
+                 positions: Positions, offers: Offers, calls: Calls, catalogue: Catalogue,
+                 clock: Clock) -> None:
+        self.settings = settings
+        self.store = store
+        self.delivery = delivery
+        self.positions = positions
+        self.offers = offers
+        self.calls = calls
+        self.catalogue = catalogue
+        self.clock = clock
+
+    async def connected(self, session: Session, conn: Connection) -> None:
+        """Presence, hello, then the snapshot: its place in the queue, or its call."""
+        tid = session.who
+        await self.store.set_presence(keys.terminal_presence(tid), conn.conn_id,
+                                      self.settings.terminal_grace_s)
+        await self.store.mark_connected(tid)
+        conn.send_model(Hello(role="terminal", who=tid, display_name=session.display_name,
+                              node_id=self.settings.node_id))
+        ticket = await self.store.ticket_of_terminal(tid)
+        if ticket is None:
+            self.positions.forget(tid)
+            return
+        if ticket.waiting:
+            here = self.positions.watch(tid, ticket, conn.conn_id)
+            status = await self.positions.status_of(ticket)
+            if status is not None:
+                here.shown = shown(status)
+                conn.send_model(status)
+        elif ticket.call_id:
+            call = await self.store.call(ticket.call_id)
+            if call is not None and call.active:
+                conn.send_model(await self.calls.assigned(call, tid, "terminal"))
+
+    async def disconnected(self, session: Session, conn: Connection) -> None:
+        tid = session.who
+        if self.delivery.conns.of(conn.target):
+            return  # another connection of this terminal is still here
+        await self.store.drop_presence(keys.terminal_presence(tid), conn.conn_id)
+        ticket = await self.store.ticket_of_terminal(tid)
+        if ticket is not None and ticket.waiting:
+            # The applicant keeps the place for a grace period (a reload, a network blip).
+            await self.store.mark_disconnected(tid, self.clock() + self.settings.terminal_grace_s)
+        self.positions.forget(tid)
+
+    async def join_queue(self, session: Session, item_code: str, priority: bool,
+                         handling_region: str | None) -> None:
+        if self.catalogue.get(item_code) is None:
+            raise ClientError("unknown_item", "没有找到这个事项，请重新选择")
+        now = self.clock()
+        ticket = Ticket(
+            ticket_id=new_id("tk"), terminal_id=session.who, terminal_name=session.display_name,
+            village=session.village, item_code=item_code,
+            handling_region=handling_region or session.region_code, priority=priority,
+            enqueued_at=now, state=TicketState.WAITING, offer_id="", call_id="",
+        )
+        held = await self.store.join(ticket)
+        if held != ticket.ticket_id:
+            existing = await self.store.ticket(held)
+            if existing is not None and existing.state == TicketState.IN_CALL:
+                raise ClientError("in_call", "您正在通话中")
+            if existing is not None:
+                here = self.positions.watch(session.who, existing)
+                status = await self.positions.status_of(existing)
+                if status is not None:
+                    here.shown = shown(status)
+                    await self.delivery.to_terminal(session.who, status)
+            return
+        log.info("joined queue", extra={"ticket": ticket.ticket_id, "terminal": session.who,
+                                        "item": item_code, "priority": priority})
+        self.positions.watch(session.who, ticket)
+        await self.offers.for_ticket(ticket)
+        await self.offers.announce_queue_change(item_code)
+
+    async def leave_queue(self, session: Session) -> None:
+        ticket = await self.store.ticket_of_terminal(session.who)
+        if ticket is None:
+            return
+        if ticket.state == TicketState.IN_CALL:
+            raise ClientError("in_call", "通话中不能离开队列，请挂断通话")
+        await self.drop(ticket, LeaveReason.LEFT)
+
+    async def drop(self, ticket: Ticket, reason: LeaveReason, unless_present: str = "") -> bool:
+        """Take the ticket out of the queue (its open offer is withdrawn), telling everyone.
+
+        With `unless_present` (a presence key), a terminal that is connected again keeps it.
+        """
+        offer_id = await self.store.remove_ticket(
+            ticket, reason, unless_present, self.clock() + self.settings.terminal_grace_s)
+        if offer_id is None:
+            return False
+        log.info("left queue", extra={"ticket": ticket.ticket_id, "reason": reason.value})
+        self.positions.forget(ticket.terminal_id)
+        if offer_id:
+            offer = await self.store.offer(offer_id)
+            if offer is not None and await self.store.release(
+                offer, "offers_withdrawn", False, "", self.clock()
+            ):
+                await self.delivery.to_clerk(offer.clerk, OfferClosed(
+                    offer_id=offer_id, reason=OfferEnd.WITHDRAWN))
+                await self.offers.push_clerk_state(offer.clerk)
+                await self.offers.for_clerk(offer.clerk)
+        await self.delivery.to_terminal(ticket.terminal_id,
+                                        LeftQueue(ticket_id=ticket.ticket_id, reason=reason))
+        await self.offers.announce_queue_change(ticket.item_code)
+        return True
