@@ -14,7 +14,8 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check .
-	.venv/bin/mypy core signaling media verify approval tests bench
+	.venv/bin/mypy core signaling media verify approval testkit tests bench
+	.venv/bin/lint-imports
 
 bench: setup
 	@for b in bench/[a-z]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

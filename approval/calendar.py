@@ -33,15 +33,6 @@ class WorkCalendar:
                 remaining -= 1
         return at
 
-    def working_days_between(self, start: date, end: date) -> int:
-        count = 0
-        day = start
-        while day < end:
-            day += timedelta(days=1)
-            if self.is_working_day(day):
-                count += 1
-        return count
-
 
 def _dates(raw: str) -> frozenset[date]:
     return frozenset(date.fromisoformat(p.strip()) for p in raw.split(",") if p.strip())

@@ -8,7 +8,7 @@ themselves are data in PostgreSQL (`service_items`); the demo catalogue is in te
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
 
@@ -76,6 +76,3 @@ def search(items: Iterable[ServiceItem], query: str, limit: int = 5) -> list[Ser
     hits = sorted((s for s in scored if s[0] > 0), key=lambda t: (-t[0], t[1]))
     return [it for _, _, it in hits[:limit]]
 
-
-def by_code(items: Sequence[ServiceItem]) -> dict[str, ServiceItem]:
-    return {it.code: it for it in items}

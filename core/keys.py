@@ -106,7 +106,6 @@ def session(session_id: str) -> str:
 
 
 # --- media (calls) ----------------------------------------------------------------------
-# MEDIA-KEYS (the calls issue adds its keys here)
 
 
 def media_workers() -> str:
@@ -134,7 +133,6 @@ def media_ended() -> str:
     return f"{PREFIX}media:ended"
 
 # --- approval ---------------------------------------------------------------------------
-# APPROVAL-KEYS (the approval issue adds its keys here)
 
 
 def approval_tasks(group: str) -> str:

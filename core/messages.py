@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from core.states import ClerkActivity, ClerkStatus, LeaveReason, OfferEnd
+
 
 class _Msg(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -130,7 +132,7 @@ class QueueStatus(BaseModel):
 class LeftQueue(BaseModel):
     type: Literal["left_queue"] = "left_queue"
     ticket_id: str
-    reason: Literal["left", "abandoned"]
+    reason: LeaveReason
 
 
 class Offer(BaseModel):
@@ -151,14 +153,14 @@ class Offer(BaseModel):
 class OfferClosed(BaseModel):
     type: Literal["offer_closed"] = "offer_closed"
     offer_id: str
-    reason: Literal["timeout", "rejected", "withdrawn", "accepted"]
+    reason: OfferEnd
 
 
 class ClerkState(BaseModel):
     type: Literal["clerk_state"] = "clerk_state"
-    status: Literal["offline", "ready", "not_ready"]
+    status: ClerkStatus
     reason: str | None
-    state: Literal["idle", "offered", "in_call", "wrap_up"]
+    state: ClerkActivity
     offer_id: str | None
     call_id: str | None
     wrapup_until: float | None

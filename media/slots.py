@@ -107,9 +107,6 @@ class Slot:
             return self.feed.subscribe()
         return self._relay.subscribe(source, buffered=False)
 
-    async def wait_change(self) -> None:
-        await self._changed.wait()
-
 
 class SlotTrack(MediaStreamTrack):
     """What the worker sends on one m-line: whatever source currently fills a slot, as

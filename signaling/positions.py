@@ -66,7 +66,8 @@ class PositionSchedule:
         takes the next item when it is due."""
         dues = []
         for item in sorted(self.dirty):
-            due = self.pushed_at.get(item, 0.0) + self.gap_s
+            last = self.pushed_at.get(item)
+            due = now if last is None else last + self.gap_s
             if due <= now:
                 return item, False, now
             dues.append(due)

@@ -130,10 +130,19 @@ class PostgresServer:
         if not (data / "PG_VERSION").exists():
             self._run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
                       "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8")
-        opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} "
-                "-c fsync=on -c max_connections=200")
-        self._run(str(bindir / "pg_ctl"), "-D", str(data), "-o", opts,
-                  "-l", str(self.folder / "postgres.log"), "-w", "-t", "60", "start")
+        for attempt in range(3):
+            opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} "
+                    "-c fsync=on -c max_connections=200")
+            try:
+                self._run(str(bindir / "pg_ctl"), "-D", str(data), "-o", opts,
+                          "-l", str(self.folder / "postgres.log"), "-w", "-t", "60", "start")
+                break
+            except subprocess.CalledProcessError:
+                log = (self.folder / "postgres.log").read_text(errors="replace")
+                if "Address already in use" not in log[-2000:] or attempt == 2:
+                    raise
+                # The free port was taken between choosing it and binding: choose again.
+                self.port = free_port()
         _wait_for_port(self.port, 30, "postgres")
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",

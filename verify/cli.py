@@ -9,54 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from verify.face_model import RGB
+from verify.image_files import InputError, read_image, read_text, video_frames
 from verify.thresholds import Thresholds
-
-
-class InputError(Exception):
-    """An input file is missing or not an image / video."""
-
-
-def _read_text(path: Path) -> str:
-    if not path.is_file():
-        raise InputError(f"cannot read thresholds file {path}")
-    return path.read_text(encoding="utf-8")
-
-
-def read_image(path: Path) -> RGB:
-    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
-    bgr = None if data is None or data.size == 0 else cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise InputError(f"cannot read image {path}")
-    return np.ascontiguousarray(np.asarray(bgr, np.uint8)[..., ::-1])
-
-
-def video_frames(path: Path, max_fps: float) -> Iterator[tuple[float, RGB]]:
-    """(seconds, RGB frame) from a video file, at most max_fps of them per second."""
-    if not path.is_file():
-        raise InputError(f"cannot read video {path}")
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise InputError(f"cannot read video {path}")
-    last = -1e9
-    try:
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                return
-            t = float(capture.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
-            if t - last < 1.0 / max_fps - 1e-6:
-                continue
-            last = t
-            yield t, np.ascontiguousarray(np.asarray(bgr, np.uint8)[..., ::-1])
-    finally:
-        capture.release()
 
 
 def cmd_face_match(args: argparse.Namespace, th: Thresholds) -> dict[str, object]:
@@ -113,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         th = Thresholds() if args.thresholds is None else Thresholds.from_json(
-            _read_text(args.thresholds))
+            read_text(args.thresholds))
         result = args.handler(args, th)
     except InputError as exc:
         print(json.dumps({"error": str(exc)}, ensure_ascii=False))

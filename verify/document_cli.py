@@ -15,17 +15,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from verify.image_files import InputError, read_bgr
 from verify.thresholds import Thresholds
-
-
-def _read_bgr(path: Path) -> NDArray[np.uint8]:
-    from verify.cli import InputError
-
-    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
-    image = None if data is None or data.size == 0 else cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f"cannot read image {path}")
-    return np.asarray(image, np.uint8)
 
 
 def describe(
@@ -53,9 +44,7 @@ def describe(
 
 
 def cmd_document(args: argparse.Namespace, th: Thresholds) -> dict[str, object]:
-    from verify.cli import InputError
-
-    frame = _read_bgr(args.image)
+    frame = read_bgr(args.image)
     result, flat = describe(frame, th)
     result["image"] = str(args.image)
     if args.out is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -67,6 +68,15 @@ class Peer:
     async def close(self) -> None:
         await self.ws.close()
         await self.client.close()
+
+
+async def until(probe: Callable[[], Awaitable[object]], timeout_s: float = 5.0,
+                step_s: float = 0.02) -> None:
+    """Until `probe()` gives something other than None or False (bounded)."""
+    async with asyncio.timeout(timeout_s):
+        # Polling is the point: the state is in Redis, with no event to wait on.
+        while (await probe()) in (None, False):  # noqa: ASYNC110
+            await asyncio.sleep(step_s)
 
 
 def _session(server: TestServer) -> ClientSession:

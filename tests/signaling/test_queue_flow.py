@@ -8,14 +8,17 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
+from core import keys
 from core.settings import Settings
 from signaling.app import create_app
+from testkit.clock import JumpClock
 from tests.signaling.peers import (
     VILLAGE,
     VILLAGE2,
     connect_clerk,
     connect_terminal,
     fast,
+    until,
 )
 
 
@@ -27,9 +30,25 @@ async def server(settings: Settings, redis: aioredis.Redis) -> AsyncIterator[Tes
     await srv.close()
 
 
-async def test_join_offer_accept_end_wrapup(server: TestServer) -> None:
-    clerk = await connect_clerk(server)
-    term = await connect_terminal(server)
+@pytest.fixture
+async def clock() -> JumpClock:
+    return JumpClock()
+
+
+@pytest.fixture
+async def timed(settings: Settings, redis: aioredis.Redis,
+                clock: JumpClock) -> AsyncIterator[TestServer]:
+    """A node with the real timers (20 s to answer, 30 s wrap-up and grace) and a clock
+    the test moves on, so the timers end when the test says, not after a sleep."""
+    srv = TestServer(create_app(settings, clock=clock))
+    await srv.start_server()
+    yield srv
+    await srv.close()
+
+
+async def test_join_offer_accept_end_wrapup(timed: TestServer, clock: JumpClock) -> None:
+    clerk = await connect_clerk(timed)
+    term = await connect_terminal(timed)
     await term.send(type="join_queue", item_code="DB-SQ")
     status = await term.recv("queue_status")
     assert status["item_code"] == "DB-SQ" and status["position"] == 1
@@ -47,7 +66,9 @@ async def test_join_offer_accept_end_wrapup(server: TestServer) -> None:
     await term.recv("call_ended", call_id=call_c["call_id"])
     wrap = await clerk.recv("clerk_state", state="wrap_up")
     assert wrap["wrapup_until"] is not None
-    # The wrap-up timer (1 s here) returns the clerk to idle and ready by itself.
+    assert await clerk.quiet("clerk_state", 0.5) == []  # 30 s of wrap-up have not passed
+    # The wrap-up timer returns the clerk to idle and ready by itself.
+    clock.jump(31)
     back = await clerk.recv("clerk_state", state="idle", timeout=5)
     assert back["status"] == "ready"
     await term.close()
@@ -84,11 +105,14 @@ async def test_priority_applicant_is_offered_first(server: TestServer) -> None:
         await p.close()
 
 
-async def test_offer_timeout_keeps_place_and_sets_clerk_not_ready(server: TestServer) -> None:
-    clerk1 = await connect_clerk(server, "clerk1")
-    term = await connect_terminal(server)
+async def test_offer_timeout_keeps_place_and_sets_clerk_not_ready(
+        timed: TestServer, clock: JumpClock) -> None:
+    clerk1 = await connect_clerk(timed, "clerk1")
+    term = await connect_terminal(timed)
     await term.send(type="join_queue", item_code="GD-BT")
     offer = await clerk1.recv("offer")
+    assert await clerk1.quiet("offer_closed", 0.5) == []
+    clock.jump(21)  # past the 20 s to answer
     closed = await clerk1.recv("offer_closed", timeout=5)
     assert closed == {"type": "offer_closed", "offer_id": offer["offer_id"], "reason": "timeout"}
     state = await clerk1.recv("clerk_state", status="not_ready")
@@ -96,7 +120,7 @@ async def test_offer_timeout_keeps_place_and_sets_clerk_not_ready(server: TestSe
     # Still first in line, and the next clerk to go ready gets it.
     status = await term.recv("queue_status", state="waiting")
     assert status["position"] == 1
-    clerk2 = await connect_clerk(server, "clerk2")
+    clerk2 = await connect_clerk(timed, "clerk2")
     offer2 = await clerk2.recv("offer")
     assert offer2["ticket_id"] == offer["ticket_id"]
     for p in (clerk1, clerk2, term):
@@ -146,17 +170,23 @@ async def test_terminal_reload_keeps_place_within_grace(server: TestServer) -> N
     await t2.close()
 
 
-async def test_terminal_gone_past_grace_is_abandoned(server: TestServer) -> None:
-    t1 = await connect_terminal(server, VILLAGE)
-    t2 = await connect_terminal(server, VILLAGE2)
+async def test_terminal_gone_past_grace_is_abandoned(
+        timed: TestServer, clock: JumpClock, redis: aioredis.Redis) -> None:
+    t1 = await connect_terminal(timed, VILLAGE)
+    t2 = await connect_terminal(timed, VILLAGE2)
     await t1.send(type="join_queue", item_code="JY-DJ")
     await t1.recv("queue_status")
     await t2.send(type="join_queue", item_code="JY-DJ")
     await t2.recv("queue_status", position=2)
     await t1.close()
-    # Grace is 1 s here; the second applicant moves up once the first is dropped.
+    # The node noticed: the 30 s of grace started.
+    await until(lambda: redis.zscore(keys.disconnected_terminals(), VILLAGE))
+    # Still within the grace: the first keeps its place (a refresh may repeat it).
+    assert all(m["position"] == 2 for m in await t2.quiet("queue_status", 0.3))
+    clock.jump(31)
+    # The second applicant moves up once the first is dropped.
     await t2.recv("queue_status", position=1, timeout=5)
-    t1 = await connect_terminal(server, VILLAGE)
+    t1 = await connect_terminal(timed, VILLAGE)
     assert await t1.quiet("queue_status", 0.5) == []
     await t1.close()
     await t2.close()
