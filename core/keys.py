@@ -30,6 +30,12 @@ def terminal_ticket(terminal_id: str) -> str:
     return f"{PREFIX}terminal:{terminal_id}:ticket"
 
 
+def terminal_abandoned(terminal_id: str) -> str:
+    """Short-lived note (the ticket id) that the terminal's ticket was abandoned while it
+    was away, so it is told when it comes back."""
+    return f"{PREFIX}terminal:{terminal_id}:abandoned"
+
+
 def clerk(clerk_id: str) -> str:
     """Hash: status, reason, state, skills, regions, idle_since, offer/call ids, node."""
     return f"{PREFIX}clerk:{clerk_id}"

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger("core.loops")
 
-Step = Callable[[], Awaitable[None]]
+Step = Callable[[], Awaitable[object]]
 # Failures a step may meet when a store is briefly away: logged, then the next pass retries.
 TRANSIENT: tuple[type[BaseException], ...] = (RedisError, ConnectionError, OSError,
                                               TimeoutError)

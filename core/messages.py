@@ -14,7 +14,8 @@ from core.states import ClerkActivity, ClerkStatus, LeaveReason, OfferEnd
 
 
 class _Msg(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict at the edge: "yes" is not a bool, "1" is not a number (docs/protocol.md).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     id: str | None = Field(default=None, max_length=64)
 
 

@@ -84,7 +84,10 @@ class Settings:
                                       "a disconnected terminal keeps its place this long")
     clerk_presence_ttl_s: float = setting(
         "CLERK_PRESENCE_TTL_S", 8.0, "a clerk whose connection died leaves routing within "
-        "this (+1 s)")
+        "this (+1 s); presence keys are refreshed every third of it")
+    terminal_presence_ttl_s: float = setting(
+        "TERMINAL_PRESENCE_TTL_S", 8.0, "a terminal whose node died is offered to nobody "
+        "after this; it is abandoned once gone `TERMINAL_GRACE_S` in all")
     position_refresh_s: float = setting(
         "POSITION_REFRESH_S", 10.0, "waiting terminals get their position at least this often")
     routing_strategy: Literal["longest_idle", "random"] = setting(

@@ -36,6 +36,7 @@ log = logging.getLogger("signaling.node")
 
 SWEEP_INTERVAL_S = 0.2
 FIGURES_INTERVAL_S = 2.0
+ABSENCE_INTERVAL_S = 1.0
 
 
 class SignalingNode:
@@ -59,7 +60,7 @@ class SignalingNode:
         self.clerks = Clerks(settings, self.store, self.delivery, self.offers, self.calls,
                              clock)
         self.sweeps = Sweeps(settings, self.store, self.delivery.conns, self.offers,
-                             self.terminals, self.clerks)
+                             self.terminals, self.clerks, catalogue)
         self.loops = Background()
         self._cleanups: set[asyncio.Task[None]] = set()
 
@@ -83,11 +84,12 @@ class SignalingNode:
         self.loops.start("fanout-listener", self.delivery.listen(self.on_event))
         self.loops.every("sweep", SWEEP_INTERVAL_S, lambda: self.sweeps.once(self.clock()))
         self.loops.every("reap", 1.0, self.sweeps.reap_dead_clerks)
+        self.loops.every("absent", ABSENCE_INTERVAL_S,
+                         lambda: self.sweeps.notice_absent(self.clock()))
         self.loops.every("rebalance", 1.0, self.sweeps.rebalance)
         self.loops.every("figures", FIGURES_INTERVAL_S,
                          lambda: self.estimates.refresh(self.store, self.catalogue.codes()))
-        self.loops.every("presence", self.settings.clerk_presence_ttl_s / 3,
-                         self.sweeps.refresh_presence)
+        self.loops.every("presence", self.sweeps.refresh_s, self.sweeps.refresh_presence)
         self.loops.every("positions", 0, self.positions.step)
 
     async def stop(self, drain_s: float = 5.0) -> None:

@@ -38,7 +38,7 @@ class LocalTerminal:
     ticket_id: str
     item_code: str
     since: float
-    conn_id: str = ""  # the connection that registered it (a newer one replaces it)
+    conn_id: str  # the connection that registered it (a newer one replaces it)
     shown: Shown | None = None
 
 
@@ -121,7 +121,7 @@ class Positions:
 
     # --- who waits here --------------------------------------------------------------
 
-    def watch(self, terminal_id: str, ticket: Ticket, conn_id: str = "") -> LocalTerminal:
+    def watch(self, terminal_id: str, ticket: Ticket, conn_id: str) -> LocalTerminal:
         here = LocalTerminal(ticket.ticket_id, ticket.item_code, ticket.enqueued_at, conn_id)
         self.waiting_here[terminal_id] = here
         return here
@@ -130,8 +130,14 @@ class Positions:
         """Stop pushing to a terminal (with `conn_id`: only if that connection registered
         it, so a late clean-up never undoes a newer connection)."""
         here = self.waiting_here.get(terminal_id)
-        if here is not None and (not conn_id or here.conn_id in ("", conn_id)):
+        if here is not None and (not conn_id or here.conn_id == conn_id):
             del self.waiting_here[terminal_id]
+
+    def hand_over(self, terminal_id: str, old_conn_id: str, new_conn_id: str) -> None:
+        """A terminal's registering connection closed while another of it stays here."""
+        here = self.waiting_here.get(terminal_id)
+        if here is not None and here.conn_id == old_conn_id:
+            here.conn_id = new_conn_id
 
     async def status_of(self, ticket: Ticket) -> QueueStatus | None:
         [(position, total)] = await self.store.positions([ticket])

@@ -22,10 +22,14 @@ redis.call('HINCRBY', KEYS[5], 'joined', 1)
 return ARGV[1]
 """
 
+# Nobody is offered a terminal that is not connected anywhere (its presence key is gone).
 # KEYS: ticket, clerk, clerks_ready, offer, offers_expiry, counters
-# ARGV: offer_id, username, ticket_id, now, expires_at
+# ARGV: offer_id, username, ticket_id, now, expires_at, presence key prefix
 RESERVE = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'waiting' then return 0 end
+if redis.call('EXISTS', ARGV[6] .. redis.call('HGET', KEYS[1], 'terminal_id')) == 0 then
+  return 0
+end
 local st = redis.call('HMGET', KEYS[2], 'status', 'state')
 if st[1] ~= 'ready' or st[2] ~= 'idle' then return -1 end
 redis.call('HSET', KEYS[1], 'state', 'offered', 'offer_id', ARGV[1])
@@ -39,11 +43,14 @@ return 1
 """
 
 # Lua shared by the two scripts below: reserve for clerk KEYS[1] the first ticket still
-# waiting among KEYS[6..] (ticket ids from ARGV[first_tid]), setting `got` to its 1-based
-# index or leaving it 0. KEYS 2-5 and ARGV 1-4 are as both scripts name them.
+# waiting among KEYS[6..] (ticket ids from ARGV[first_tid]) whose terminal is connected
+# (presence key prefix in ARGV[first_tid - 1]), setting `got` to its 1-based index or
+# leaving it 0. KEYS 2-5 and ARGV 1-4 are as both scripts name them.
 TAKE_FIRST_WAITING = """
+local presence = ARGV[first_tid - 1]
 for i = 6, #KEYS do
-  if redis.call('HGET', KEYS[i], 'state') == 'waiting' then
+  if redis.call('HGET', KEYS[i], 'state') == 'waiting' and redis.call('EXISTS',
+      presence .. redis.call('HGET', KEYS[i], 'terminal_id')) == 1 then
     local tid = ARGV[first_tid + i - 6]
     redis.call('HSET', KEYS[i], 'state', 'offered', 'offer_id', ARGV[1])
     redis.call('HSET', KEYS[1], 'state', 'offered', 'offer_id', ARGV[1])
@@ -61,11 +68,11 @@ end
 # The first still-waiting ticket of a clerk's candidates, reserved in one step: clerks
 # freeing up together then take different applicants instead of racing for the head.
 # KEYS: clerk, clerks_ready, offer, offers_expiry, counters, ticket_1..ticket_n
-# ARGV: offer_id, username, now, expires_at, ticket_id_1..ticket_id_n
+# ARGV: offer_id, username, now, expires_at, presence prefix, ticket_id_1..ticket_id_n
 RESERVE_FIRST = """
 local st = redis.call('HMGET', KEYS[1], 'status', 'state')
 if st[1] ~= 'ready' or st[2] ~= 'idle' then return -1 end
-local first_tid, got = 5, 0
+local first_tid, got = 6, 0
 """ + TAKE_FIRST_WAITING + """
 return got
 """
@@ -73,14 +80,14 @@ return got
 # A clerk goes ready and, if idle, takes the first still-waiting of its candidates: one
 # round trip for the routing's hottest intent, as atomic as set-status then reserve-first.
 # KEYS: clerk, clerks_ready, offer, offers_expiry, counters, ticket_1..ticket_n
-# ARGV: offer_id, username, now, expires_at, reason, ticket_id_1..ticket_id_n
+# ARGV: offer_id, username, now, expires_at, reason, presence prefix, ticket_id_1..n
 # Returns {0} without a clerk record, else {1, candidate index or 0, clerk hash (flat)}.
 READY_FIRST = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 local cur = redis.call('HMGET', KEYS[1], 'status', 'state')
 redis.call('HSET', KEYS[1], 'status', 'ready', 'reason', ARGV[5])
 if cur[1] ~= 'ready' then redis.call('HSET', KEYS[1], 'idle_since', ARGV[3]) end
-local first_tid, got = 6, 0
+local first_tid, got = 7, 0
 if cur[2] == 'idle' then
 """ + TAKE_FIRST_WAITING + """
   if got == 0 then
@@ -253,14 +260,15 @@ if c[4] == 'ready' then redis.call('ZADD', KEYS[2], ARGV[1], c[3]) end
 return 1
 """
 
-# KEYS: ticket, waiting(item), terminal_ticket, counters, disconnected ; ARGV: ticket_id,
-# counter, terminal_id, only_if_absent_presence_key, recheck_at
+# KEYS: ticket, waiting(item), terminal_ticket, counters, disconnected, abandoned note
+# ARGV: ticket_id, counter, terminal_id, only_if_absent_presence_key, note ttl (s)
+# An abandoned ticket leaves a note, so the terminal is told when it comes back.
 REMOVE_TICKET = """
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st or st == 'in_call' then return false end
 if ARGV[4] ~= '' and redis.call('EXISTS', ARGV[4]) == 1 then
-  -- Still (or again) connected somewhere: look again after another grace period.
-  redis.call('ZADD', KEYS[5], 'XX', ARGV[5], ARGV[3])
+  -- Connected again somewhere: not absent any more (a later absence is marked anew).
+  redis.call('ZREM', KEYS[5], ARGV[3])
   return false
 end
 local offer = redis.call('HGET', KEYS[1], 'offer_id') or ''
@@ -269,12 +277,39 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 redis.call('ZREM', KEYS[5], ARGV[3])
 redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
+if ARGV[2] == 'abandoned' then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[5]) end
 return {offer}
 """
 
-# KEYS: presence ; ARGV: conn_id. Deletes the presence key only if it is still this
-# connection's (a newer connection of the same terminal keeps its own).
-DROP_PRESENCE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+# A terminal's connection closed: its presence goes if it is still this connection's, and
+# unless a newer connection (on any node) holds the presence, a waiting ticket starts its
+# grace period. Returns 1 when the grace started.
+# KEYS: presence, terminal_ticket, disconnected ; ARGV: conn_id, terminal_id, deadline,
+# ticket key prefix
+TERMINAL_GONE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local tid = redis.call('GET', KEYS[2])
+if not tid then return 0 end
+local st = redis.call('HGET', ARGV[4] .. tid, 'state')
+if st ~= 'waiting' and st ~= 'offered' then return 0 end
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+return 1
+"""
+
+# Read-only: every waiting ticket of the given queues whose terminal has no live presence,
+# with the deadline of its grace if one was set: {terminal_id, deadline or '', ...}.
+# KEYS: disconnected, waiting(item_1)..waiting(item_n) ; ARGV: ticket prefix, presence prefix
+ABSENT_TERMINALS = """
+local out = {}
+for i = 2, #KEYS do
+  for _, tid in ipairs(redis.call('ZRANGE', KEYS[i], 0, -1)) do
+    local terminal = redis.call('HGET', ARGV[1] .. tid, 'terminal_id')
+    if terminal and redis.call('EXISTS', ARGV[2] .. terminal) == 0 then
+      out[#out + 1] = terminal
+      out[#out + 1] = redis.call('ZSCORE', KEYS[1], terminal) or ''
+    end
+  end
+end
+return out
 """

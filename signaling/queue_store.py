@@ -30,6 +30,8 @@ from signaling.queue_records import (
 )
 from signaling.routing import queue_score
 
+ABANDONED_NOTE_S = 3600  # a terminal back within this hears that its ticket was abandoned
+
 
 def _flat(fields: Mapping[str, str]) -> list[str]:
     out: list[str] = []
@@ -57,7 +59,8 @@ class QueueStore:
         self._end_call = redis.register_script(lua.END_CALL)
         self._wrapup_done = redis.register_script(lua.WRAPUP_DONE)
         self._remove_ticket = redis.register_script(lua.REMOVE_TICKET)
-        self._drop_presence = redis.register_script(lua.DROP_PRESENCE)
+        self._terminal_gone = redis.register_script(lua.TERMINAL_GONE)
+        self._absent_terminals = redis.register_script(lua.ABSENT_TERMINALS)
 
     # --- tickets ---------------------------------------------------------------------
 
@@ -83,19 +86,35 @@ class QueueStore:
         return await self.ticket(str(tid)) if tid else None
 
     async def remove_ticket(self, t: Ticket, reason: LeaveReason | str,
-                            unless_present: str = "", recheck_at: float = 0.0) -> str | None:
+                            unless_present: str = "") -> str | None:
         """Drop a waiting ticket; returns its open offer id ('' if none), None if not removed.
 
-        `reason` names the counter. With `unless_present`, a terminal whose presence key
-        exists keeps its ticket and is looked at again at `recheck_at`.
+        `reason` names the counter; an abandoned ticket leaves a note for the terminal.
+        With `unless_present`, a terminal whose presence key exists keeps its ticket.
         """
         res = await self._remove_ticket(
             keys=[keys.ticket(t.ticket_id), keys.waiting(t.item_code),
                   keys.terminal_ticket(t.terminal_id), keys.counters(),
-                  keys.disconnected_terminals()],
-            args=[t.ticket_id, str(reason), t.terminal_id, unless_present, repr(recheck_at)],
+                  keys.disconnected_terminals(), keys.terminal_abandoned(t.terminal_id)],
+            args=[t.ticket_id, str(reason), t.terminal_id, unless_present,
+                  ABANDONED_NOTE_S],
         )
         return None if res is None else str(res[0])
+
+    async def take_abandoned_note(self, terminal_id: str) -> str | None:
+        """The id of a ticket abandoned while the terminal was away (then forgotten)."""
+        got = await self.r.getdel(keys.terminal_abandoned(terminal_id))
+        return None if got is None else str(got)
+
+    async def absent_terminals(self, item_codes: Sequence[str]
+                               ) -> list[tuple[str, float | None]]:
+        """(terminal id, grace deadline or None) of waiting tickets whose terminal is not
+        connected anywhere, over the given queues, in one round trip."""
+        flat = strs(await self._absent_terminals(
+            keys=[keys.disconnected_terminals(), *(keys.waiting(c) for c in item_codes)],
+            args=[keys.ticket(""), keys.terminal_presence("")]))
+        return [(flat[i], float(flat[i + 1]) if flat[i + 1] else None)
+                for i in range(0, len(flat), 2)]
 
     async def queue_view(self, item_code: str) -> list[tuple[str, str]]:
         """(ticket id, state) of one item queue in order, in one round trip."""
@@ -200,12 +219,13 @@ class QueueStore:
                 pipe.set(key, conn_id, px=int(ttl_s * 1000))
             await pipe.execute()
 
-    async def drop_presence(self, presence_key: str, conn_id: str) -> bool:
-        """Delete the presence key if it is still this connection's."""
-        return bool(await self._drop_presence(keys=[presence_key], args=[conn_id]))
-
-    async def present(self, presence_key: str) -> bool:
-        return bool(await self.r.exists(presence_key))
+    async def terminal_gone(self, terminal_id: str, conn_id: str, deadline: float) -> bool:
+        """This connection of the terminal closed; True if its grace period started (no
+        newer connection holds its presence and it has a waiting ticket)."""
+        return bool(await self._terminal_gone(
+            keys=[keys.terminal_presence(terminal_id), keys.terminal_ticket(terminal_id),
+                  keys.disconnected_terminals()],
+            args=[conn_id, terminal_id, repr(deadline), keys.ticket("")]))
 
     # --- offers ----------------------------------------------------------------------
 
@@ -214,7 +234,8 @@ class QueueStore:
         return ReserveResult(int(await self._reserve(
             keys=[keys.ticket(ticket.ticket_id), keys.clerk(username), keys.clerks_ready(),
                   keys.offer(offer_id), keys.offers_expiry(), keys.counters()],
-            args=[offer_id, username, ticket.ticket_id, repr(now), repr(expires_at)])))
+            args=[offer_id, username, ticket.ticket_id, repr(now), repr(expires_at),
+                  keys.terminal_presence("")])))
 
     async def reserve_first(self, candidates: Sequence[Ticket], username: str, offer_id: str,
                             now: float, expires_at: float
@@ -225,7 +246,7 @@ class QueueStore:
             keys=[keys.clerk(username), keys.clerks_ready(), keys.offer(offer_id),
                   keys.offers_expiry(), keys.counters(),
                   *(keys.ticket(t.ticket_id) for t in candidates)],
-            args=[offer_id, username, repr(now), repr(expires_at),
+            args=[offer_id, username, repr(now), repr(expires_at), keys.terminal_presence(""),
                   *(t.ticket_id for t in candidates)]))
         if result == ReserveResult.CLERK_BUSY:
             return ReserveResult.CLERK_BUSY
@@ -244,7 +265,7 @@ class QueueStore:
                   keys.offers_expiry(), keys.counters(),
                   *(keys.ticket(t.ticket_id) for t in candidates)],
             args=[offer_id, username, repr(now), repr(expires_at), reason,
-                  *(t.ticket_id for t in candidates)])
+                  keys.terminal_presence(""), *(t.ticket_id for t in candidates)])
         if int(reply[0]) == 0:
             return None
         got = int(reply[1])
@@ -321,7 +342,8 @@ class QueueStore:
     # --- terminals -------------------------------------------------------------------
 
     async def mark_disconnected(self, terminal_id: str, deadline: float) -> None:
-        await self.r.zadd(keys.disconnected_terminals(), {terminal_id: deadline})
+        """Start the terminal's grace period (a deadline already set is kept)."""
+        await self.r.zadd(keys.disconnected_terminals(), {terminal_id: deadline}, nx=True)
 
     async def mark_connected(self, terminal_id: str) -> None:
         await self.r.zrem(keys.disconnected_terminals(), terminal_id)

@@ -12,6 +12,8 @@ import logging
 from core import keys
 from core.settings import Settings
 from core.states import ClerkStatus, LeaveReason, OfferEnd
+from signaling.absence import Absence, judge, noticed_deadline
+from signaling.catalogue import Catalogue
 from signaling.clerks import Clerks
 from signaling.connections import Connections
 from signaling.offers import Offers
@@ -26,8 +28,10 @@ REBALANCE_LOCK_MS = 900
 
 class Sweeps:
     def __init__(self, settings: Settings, store: QueueStore, conns: Connections,
-                 offers: Offers, terminals: Terminals, clerks: Clerks) -> None:
+                 offers: Offers, terminals: Terminals, clerks: Clerks,
+                 catalogue: Catalogue) -> None:
         self.settings = settings
+        self.catalogue = catalogue
         self.store = store
         self.conns = conns
         self.offers = offers
@@ -53,6 +57,20 @@ class Sweeps:
                 await self.offers.push_clerk_state(username)
                 await self.offers.for_clerk(username)
 
+    async def notice_absent(self, now: float) -> int:
+        """Waiting terminals connected nowhere (their node died, or a clean-up was lost)
+        start their grace period; `once` abandons them at its end. Returns how many."""
+        started = 0
+        for terminal_id, deadline in await self.store.absent_terminals(self.catalogue.codes()):
+            if judge(deadline, now) is Absence.START_GRACE:
+                s = self.settings
+                await self.store.mark_disconnected(terminal_id, noticed_deadline(
+                    now, s.terminal_grace_s, s.terminal_presence_ttl_s, self.refresh_s))
+                started += 1
+        if started:
+            log.info("absent terminals noticed", extra={"terminals": started})
+        return started
+
     async def reap_dead_clerks(self) -> None:
         """Clerks whose presence expired (their node died, or the connection hung)."""
         for c in await self.store.roster():
@@ -67,6 +85,11 @@ class Sweeps:
         for username in await self.store.ready_usernames():
             await self.offers.for_clerk(username)
 
+    @property
+    def refresh_s(self) -> float:
+        """How often this node refreshes the presence keys of its connections."""
+        return self.settings.clerk_presence_ttl_s / 3
+
     async def refresh_presence(self) -> None:
         """Keep the presence keys of this node's connections alive."""
         conns = self.conns.all()
@@ -80,5 +103,5 @@ class Sweeps:
                                     self.settings.clerk_presence_ttl_s))
                 elif kind == "terminal":
                     entries.append((keys.terminal_presence(who), conn.conn_id,
-                                    self.settings.terminal_grace_s))
+                                    self.settings.terminal_presence_ttl_s))
             await self.store.refresh_presences(entries)

@@ -44,13 +44,16 @@ class Terminals:
         """Presence, hello, then the snapshot: its place in the queue, or its call."""
         tid = session.who
         await self.store.set_presence(keys.terminal_presence(tid), conn.conn_id,
-                                      self.settings.terminal_grace_s)
+                                      self.settings.terminal_presence_ttl_s)
         await self.store.mark_connected(tid)
         conn.send_model(Hello(role="terminal", who=tid, display_name=session.display_name,
                               node_id=self.settings.node_id))
         ticket = await self.store.ticket_of_terminal(tid)
         if ticket is None:
             self.positions.forget(tid)
+            abandoned = await self.store.take_abandoned_note(tid)
+            if abandoned is not None:  # it stayed away too long: it starts again
+                conn.send_model(LeftQueue(ticket_id=abandoned, reason=LeaveReason.ABANDONED))
             return
         if ticket.waiting:
             here = self.positions.watch(tid, ticket, conn.conn_id)
@@ -58,23 +61,27 @@ class Terminals:
             if status is not None:
                 here.shown = shown(status)
                 conn.send_model(status)
+            # Nobody was offered it while it was away: it may be offered again now.
+            await self.offers.for_ticket(ticket)
         elif ticket.call_id:
             call = await self.store.call(ticket.call_id)
             if call is not None and call.active:
                 conn.send_model(await self.calls.assigned(call, tid, "terminal"))
 
     async def disconnected(self, session: Session, conn: Connection) -> None:
+        """The clean-up of one closed connection; it never undoes a newer connection's
+        state (the presence and the local registration are compared by connection id)."""
         tid = session.who
-        if self.delivery.conns.of(conn.target):
-            return  # another connection of this terminal is still here
-        await self.store.drop_presence(keys.terminal_presence(tid), conn.conn_id)
-        ticket = await self.store.ticket_of_terminal(tid)
-        if ticket is not None and ticket.waiting:
-            # The applicant keeps the place for a grace period (a reload, a network blip).
-            await self.store.mark_disconnected(tid, self.clock() + self.settings.terminal_grace_s)
-        self.positions.forget(tid)
+        others = self.delivery.conns.of(conn.target)
+        if others:  # another connection of this terminal is still here: it carries on
+            self.positions.hand_over(tid, conn.conn_id, others[0].conn_id)
+            return
+        self.positions.forget(tid, conn.conn_id)
+        # The applicant keeps the place for a grace period (a reload, a network blip).
+        await self.store.terminal_gone(tid, conn.conn_id,
+                                       self.clock() + self.settings.terminal_grace_s)
 
-    async def join_queue(self, session: Session, item_code: str, priority: bool,
+    async def join_queue(self, session: Session, conn_id: str, item_code: str, priority: bool,
                          handling_region: str | None) -> None:
         if self.catalogue.get(item_code) is None:
             raise ClientError("unknown_item", "没有找到这个事项，请重新选择")
@@ -91,7 +98,7 @@ class Terminals:
             if existing is not None and existing.state == TicketState.IN_CALL:
                 raise ClientError("in_call", "您正在通话中")
             if existing is not None:
-                here = self.positions.watch(session.who, existing)
+                here = self.positions.watch(session.who, existing, conn_id)
                 status = await self.positions.status_of(existing)
                 if status is not None:
                     here.shown = shown(status)
@@ -99,7 +106,7 @@ class Terminals:
             return
         log.info("joined queue", extra={"ticket": ticket.ticket_id, "terminal": session.who,
                                         "item": item_code, "priority": priority})
-        self.positions.watch(session.who, ticket)
+        self.positions.watch(session.who, ticket, conn_id)
         await self.offers.for_ticket(ticket)
         await self.offers.announce_queue_change(item_code)
 
@@ -116,8 +123,7 @@ class Terminals:
 
         With `unless_present` (a presence key), a terminal that is connected again keeps it.
         """
-        offer_id = await self.store.remove_ticket(
-            ticket, reason, unless_present, self.clock() + self.settings.terminal_grace_s)
+        offer_id = await self.store.remove_ticket(ticket, reason, unless_present)
         if offer_id is None:
             return False
         log.info("left queue", extra={"ticket": ticket.ticket_id, "reason": reason.value})

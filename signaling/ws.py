@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
@@ -44,6 +45,8 @@ from signaling.ratelimit import TokenBucket
 
 log = logging.getLogger("signaling.ws")
 
+MAX_ID = 64  # as core.messages allows
+FLUSH_BEFORE_CLOSE_S = 2.0  # a flooding client still gets its errors before the close
 HARD_FRAME_LIMIT = 1024 * 1024  # beyond this aiohttp closes the socket (1009)
 ABUSE_LIMIT = 200  # dropped messages before a flooding client is disconnected
 SLOW_INTENT_S = 0.25  # intents slower than this are logged
@@ -54,7 +57,7 @@ async def _handle(node: SignalingNode, session: Session, conn: Connection, raw: 
         msg = client_message.validate_json(raw)
     except ValidationError as exc:
         code, text = _validation_error(exc)
-        conn.send_model(ErrorMessage(code=code, message=text))
+        conn.send_model(ErrorMessage(code=code, message=text, ref=_frame_id(raw, code)))
         log.info("bad message", extra={"who": session.who, "code": code})
         return
     allowed = {"terminal": TERMINAL_MESSAGES, "clerk": CLERK_MESSAGES}.get(
@@ -87,7 +90,8 @@ async def _handle(node: SignalingNode, session: Session, conn: Connection, raw: 
 async def _dispatch(node: SignalingNode, s: Session, conn: Connection, msg: object) -> None:
     match msg:
         case JoinQueue():
-            await node.terminals.join_queue(s, msg.item_code, msg.priority, msg.handling_region)
+            await node.terminals.join_queue(s, conn.conn_id, msg.item_code, msg.priority,
+                                            msg.handling_region)
         case LeaveQueue():
             await node.terminals.leave_queue(s)
         case SetStatus():
@@ -106,6 +110,18 @@ async def _dispatch(node: SignalingNode, s: Session, conn: Connection, msg: obje
             await node.clerks.wrapup_done(s)
         case Ping():
             conn.send_model(Pong())
+
+
+def _frame_id(raw: str, code: str) -> str | None:
+    """The `id` of a parsed frame that failed validation, to answer it by `ref`."""
+    if code == "invalid_json":
+        return None
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        return None
+    given = frame.get("id") if isinstance(frame, dict) else None
+    return given if isinstance(given, str) and len(given) <= MAX_ID else None
 
 
 def _validation_error(exc: ValidationError) -> tuple[str, str]:
@@ -162,6 +178,7 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
                                                  message="操作太频繁，请稍后再试"))
                     if dropped >= ABUSE_LIMIT:
                         log.warning("flooding client disconnected", extra={"who": session.who})
+                        await conn.flush(FLUSH_BEFORE_CLOSE_S)  # one error per drop, all sent
                         await ws.close(code=1008, message=b"rate limit")
                     continue
                 data: str = frame.data

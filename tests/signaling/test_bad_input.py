@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from aiohttp import ClientSession, CookieJar, WSMsgType
 from aiohttp.test_utils import TestServer
 
+from core import keys
 from core.settings import Settings
 from signaling.app import create_app
 from tests.signaling.peers import connect_clerk, connect_terminal, fast
@@ -118,3 +119,54 @@ async def test_oversized_frame_beyond_hard_limit_closes_only_that_socket(
     await clerk.recv("pong")
     await term.close()
     await clerk.close()
+
+
+async def test_errors_answer_the_frame_they_are_about_by_its_id(server: TestServer) -> None:
+    term = await connect_terminal(server)
+    cases = [
+        (json.dumps({"type": "launch_rocket", "id": "m-1"}), "unknown_type", "m-1"),
+        (json.dumps({"type": "join_queue", "id": "m-2"}), "invalid_message", "m-2"),
+        (json.dumps({"id": "m-3"}), "unknown_type", "m-3"),
+        ("{not json", "invalid_json", None),
+        (json.dumps({"type": "join_queue", "id": ["not", "text"]}), "invalid_message", None),
+    ]
+    for raw, code, ref in cases:
+        await term.ws.send_str(raw)
+        err = await term.recv("error")
+        assert (err["code"], err["ref"]) == (code, ref), raw
+    await term.close()
+
+
+async def test_a_wrong_type_is_refused_not_coerced(server: TestServer,
+                                                   redis: aioredis.Redis) -> None:
+    term = await connect_terminal(server)
+    await term.send(type="join_queue", item_code="GL-JT", priority="yes", id="p-1")
+    err = await term.recv("error")
+    assert (err["code"], err["ref"]) == ("invalid_message", "p-1") and "priority" in err["message"]
+    assert await term.quiet("queue_status", 0.3) == []  # no ticket was made
+    assert await redis.zcard(keys.waiting("GL-JT")) == 0
+    await term.close()
+
+
+async def test_a_flood_gets_one_error_per_dropped_message_then_the_close(
+        settings: Settings, redis: aioredis.Redis) -> None:
+    srv = TestServer(create_app(fast(settings, ws_rate_per_s=5.0, ws_rate_burst=5)))
+    await srv.start_server()
+    try:
+        flood = await connect_terminal(srv)
+        for _ in range(300):
+            await flood.send(type="ping")
+        kinds: list[str] = []
+        while True:
+            frame = await flood.ws.receive(timeout=10)
+            if frame.type != WSMsgType.TEXT:
+                break
+            msg = json.loads(frame.data)
+            kinds.append(msg["code"] if msg["type"] == "error" else msg["type"])
+        assert flood.ws.close_code == 1008
+        # Closed at the 200th dropped message, after all 200 errors were sent.
+        assert kinds.count("rate_limited") == 200
+        assert kinds.count("pong") >= 5 and set(kinds) == {"pong", "rate_limited"}
+        await flood.close()
+    finally:
+        await srv.close()

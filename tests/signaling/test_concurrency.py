@@ -37,7 +37,7 @@ from tests.signaling.peers import fast
 SEED = 20261125
 TERMINALS = 12
 CLERKS = 6
-CHAOS_S = 8.0
+CHAOS_S = 10.0  # long enough for > 50 offers now that absent terminals get none
 PASSWORD = "conc-pass-1"
 PREFIX = "conc"
 ITEMS = [it.code for it in DEMO_ITEMS if any("420115".startswith(p) for p in it.clerk_regions)][:3]
@@ -441,6 +441,7 @@ async def test_accept_after_the_applicant_left_makes_no_call(redis: aioredis.Red
                     village="村", item_code=ITEMS[0], handling_region="420115", priority=False,
                     enqueued_at=now, state=TicketState.WAITING, offer_id="", call_id="")
     assert await store.join(ticket) == "tk-race"
+    await store.set_presence(keys.terminal_presence("T-race"), "conn-race", 60)
     await store.upsert_clerk("race-clerk", "坐席", ITEMS, ["42"], "420115", now)
     await store.set_status("race-clerk", "ready", "", now)
     assert await store.reserve(ticket, "race-clerk", "of-race", now, now + 20) == 1

@@ -19,6 +19,12 @@ def ticket(tid: str, item: str = "A", at: float = NOW, priority: bool = False) -
                   state=TicketState.WAITING, offer_id="", call_id="")
 
 
+async def waiting(store: QueueStore, t: Ticket) -> None:
+    """A ticket of a terminal that is connected (its presence key is alive)."""
+    await store.join(t)
+    await store.set_presence(keys.terminal_presence(t.terminal_id), f"conn-{t.ticket_id}", 60)
+
+
 async def clerk(store: QueueStore, name: str = "c1", skills: tuple[str, ...] = ("A", "B")
                 ) -> None:
     await store.upsert_clerk(name, "坐席", list(skills), ["42"], "420115", NOW)
@@ -29,7 +35,7 @@ async def test_ready_first_sets_ready_and_reserves_the_first_still_waiting(
     store = QueueStore(redis)
     a, b = ticket("tk-a"), ticket("tk-b", at=NOW + 1)
     for t in (a, b):
-        await store.join(t)
+        await waiting(store, t)
     await clerk(store, "c1")
     await clerk(store, "c2")
     await store.set_status("c2", "ready", "", NOW)
@@ -63,7 +69,7 @@ async def test_ready_first_reserves_nothing_for_a_clerk_not_idle(redis: aioredis
     store = QueueStore(redis)
     a, b = ticket("tk-a"), ticket("tk-b", at=NOW + 1)
     for t in (a, b):
-        await store.join(t)
+        await waiting(store, t)
     await clerk(store)
     await store.set_status("c1", "ready", "", NOW)
     assert await store.reserve(a, "c1", "of-1", NOW, NOW + 20) == 1
@@ -79,7 +85,7 @@ async def test_clerk_heads_reads_waiting_tickets_of_the_clerks_items_in_order(
     store = QueueStore(redis)
     tickets = [ticket(f"tk-{i}", at=NOW + i) for i in range(6)]
     for t in [*tickets, ticket("tk-b", item="B"), ticket("tk-c", item="C")]:
-        await store.join(t)
+        await waiting(store, t)
     await clerk(store, skills=("A", "B"))
     await clerk(store, "c2")
     await store.set_status("c2", "ready", "", NOW)
@@ -104,7 +110,7 @@ async def test_queue_view_and_roster(redis: aioredis.Redis) -> None:
     store = QueueStore(redis)
     late, first = ticket("tk-late", at=NOW + 5), ticket("tk-first", at=NOW + 9, priority=True)
     for t in (late, first):
-        await store.join(t)
+        await waiting(store, t)
     await clerk(store)
     await store.set_status("c1", "ready", "", NOW)
     assert await store.reserve(late, "c1", "of-1", NOW, NOW + 20) == 1

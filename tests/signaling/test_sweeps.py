@@ -48,6 +48,12 @@ def node_at(settings: Settings, redis: aioredis.Redis, clock: SteppedClock) -> S
     return SignalingNode(settings, redis, catalogue, NoMedia(), clock)
 
 
+async def join(node: SignalingNode) -> None:
+    """The terminal, connected (its presence alive), joins the queue."""
+    await node.store.set_presence(keys.terminal_presence(TERMINAL.who), "conn-1", 60)
+    await node.terminals.join_queue(TERMINAL, "conn-1", "YL-CB", False, None)
+
+
 async def ready_clerk(node: SignalingNode, clock: SteppedClock) -> None:
     await node.store.upsert_clerk(CLERK.who, CLERK.display_name, CLERK.skills,
                                   CLERK.jurisdictions, CLERK.region_code, clock())
@@ -59,7 +65,7 @@ async def test_an_offer_times_out_at_its_time_and_not_before(
     clock = SteppedClock(START)
     node = node_at(settings, redis, clock)
     await ready_clerk(node, clock)
-    await node.terminals.join_queue(TERMINAL, "YL-CB", False, None)
+    await join(node)
     clerk = await node.store.clerk(CLERK.who)
     assert clerk is not None and clerk.state == ClerkActivity.OFFERED
     await node.sweeps.once(START + settings.offer_timeout_s - 0.1)
@@ -76,8 +82,8 @@ async def test_a_terminal_is_abandoned_only_after_its_grace(
         settings: Settings, redis: aioredis.Redis) -> None:
     clock = SteppedClock(START)
     node = node_at(settings, redis, clock)
-    await node.terminals.join_queue(TERMINAL, "YL-CB", False, None)
-    await node.store.mark_disconnected(TERMINAL.who, START + settings.terminal_grace_s)
+    await join(node)
+    await node.store.terminal_gone(TERMINAL.who, "conn-1", START + settings.terminal_grace_s)
     await node.sweeps.once(START + settings.terminal_grace_s - 1)
     assert await node.store.ticket_of_terminal(TERMINAL.who) is not None
     await node.sweeps.once(START + settings.terminal_grace_s + 1)
@@ -89,8 +95,8 @@ async def test_a_terminal_back_before_its_grace_ends_keeps_its_ticket(
         settings: Settings, redis: aioredis.Redis) -> None:
     clock = SteppedClock(START)
     node = node_at(settings, redis, clock)
-    await node.terminals.join_queue(TERMINAL, "YL-CB", False, None)
-    await node.store.mark_disconnected(TERMINAL.who, START + settings.terminal_grace_s)
+    await join(node)
+    await node.store.terminal_gone(TERMINAL.who, "conn-1", START + settings.terminal_grace_s)
     # It came back on some node: its presence is alive again when the deadline passes.
     await node.store.set_presence(keys.terminal_presence(TERMINAL.who), "conn-2", 60)
     await node.sweeps.once(START + settings.terminal_grace_s + 1)
@@ -102,7 +108,7 @@ async def test_wrap_up_ends_by_itself_at_its_time(
     clock = SteppedClock(START)
     node = node_at(settings, redis, clock)
     await ready_clerk(node, clock)
-    await node.terminals.join_queue(TERMINAL, "YL-CB", False, None)
+    await join(node)
     clerk = await node.store.clerk(CLERK.who)
     assert clerk is not None
     await node.calls.accept(CLERK, clerk.offer_id)

@@ -345,8 +345,7 @@ function onMessage(msg) {
     case "queue_status": queueStatus(msg); break;
     case "left_queue":
       stopCall();
-      if (msg.reason === "no_eligible_clerks") showError("现在没有能办这件事的工作人员，请稍后再来");
-      else if (msg.reason === "abandoned") showError("等待时网络断开太久，请重新排队");
+      if (msg.reason === "abandoned") showError("您离开太久，排队已取消，请重新排队");
       if (state.screen === "queue") goHome();
       break;
     case "call_assigned": callAssigned(msg); break;
