@@ -81,13 +81,6 @@ ClientMessage = Annotated[
 ]
 client_message = TypeAdapter(ClientMessage)
 
-TERMINAL_MESSAGES = frozenset({"join_queue", "leave_queue", "ping"})
-REVIEWER_MESSAGES = frozenset({"ping"})
-CLERK_MESSAGES = frozenset(
-    {"set_status", "accept_offer", "reject_offer", "end_call", "invite_clerk",
-     "accept_invite", "wrapup_done", "ping"}
-)
-
 # --- server → client ---------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from signaling import (
     cases_api,
     certificates_api,
     figures,
+    policy,
     reviewer_api,
     scans_api,
     verify_page,
@@ -150,7 +151,7 @@ async def _close_websockets(app: web.Application) -> None:
 def create_app(settings: Settings, clock: Clock = wall,
                placement: PlacementFactory = WorkerPlacement) -> web.Application:
     """The signaling app; tests pass their own clock and media side."""
-    app = web.Application(middlewares=[guard], client_max_size=8 * 1024 * 1024)
+    app = web.Application(middlewares=[guard, policy.enforce], client_max_size=8 * 1024 * 1024)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_resources(clock, placement))
     app.on_shutdown.append(_close_websockets)

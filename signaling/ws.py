@@ -17,9 +17,6 @@ from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from core.messages import (
-    CLERK_MESSAGES,
-    REVIEWER_MESSAGES,
-    TERMINAL_MESSAGES,
     AcceptInvite,
     AcceptOffer,
     EndCall,
@@ -41,6 +38,7 @@ from signaling.auth import Session, current_session
 from signaling.client_error import ClientError
 from signaling.connections import Connection
 from signaling.node import NODE, SignalingNode
+from signaling.policy import may_send
 from signaling.ratelimit import TokenBucket
 
 log = logging.getLogger("signaling.ws")
@@ -60,9 +58,7 @@ async def _handle(node: SignalingNode, session: Session, conn: Connection, raw: 
         conn.send_model(ErrorMessage(code=code, message=text, ref=_frame_id(raw, code)))
         log.info("bad message", extra={"who": session.who, "code": code})
         return
-    allowed = {"terminal": TERMINAL_MESSAGES, "clerk": CLERK_MESSAGES}.get(
-        session.role, REVIEWER_MESSAGES)
-    if msg.type not in allowed:
+    if not may_send(session.role, msg.type):
         conn.send_model(ErrorMessage(code="forbidden_type", message="当前身份不能发送这个消息",
                                      ref=msg.id))
         log.info("message not allowed for role", extra={"who": session.who, "type": msg.type})

@@ -1,0 +1,122 @@
+"""Who may call what: every HTTP route and every WebSocket message, in one table.
+
+The middleware refuses a request whose route is not in the table (fail closed), answers
+401 without a session and 403 for a role not listed, before any handler runs. Handlers
+then check the objects (a terminal sees only its own cases, a reviewer its groups').
+`tests/signaling/test_policy.py` walks the app's router against this table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from aiohttp import web
+
+from core.replies import http_error
+from signaling.auth import SessionRole, current_session
+
+Everyone = Literal["public"]  # no session needed
+PUBLIC: Everyone = "public"
+ANY: frozenset[SessionRole] = frozenset({"terminal", "clerk", "reviewer", "qa", "admin"})
+STAFF: frozenset[SessionRole] = frozenset({"clerk", "reviewer", "qa", "admin"})
+Allowed = frozenset[SessionRole] | Everyone
+
+
+def _roles(*roles: SessionRole) -> frozenset[SessionRole]:
+    return frozenset(roles)
+
+
+# (method, route path as registered) → who may call it. HEAD follows GET.
+ROUTES: dict[tuple[str, str], Allowed] = {
+    # pages and their files: the login happens inside them
+    ("GET", "/"): PUBLIC,
+    ("GET", "/terminal/"): PUBLIC,
+    ("GET", "/clerk/"): PUBLIC,
+    ("GET", "/reviewer/"): PUBLIC,
+    ("GET", "/qa/"): PUBLIC,
+    ("GET", "/web/{filename}"): PUBLIC,
+    # sessions
+    ("POST", "/api/login"): PUBLIC,
+    ("POST", "/api/logout"): PUBLIC,
+    ("POST", "/api/terminal/session"): PUBLIC,
+    ("GET", "/api/me"): ANY,
+    ("GET", "/ws"): _roles("terminal", "clerk", "reviewer"),
+    # catalogue
+    ("GET", "/api/items"): ANY,
+    ("GET", "/api/items/{code}"): ANY,
+    # operations
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+    ("GET", "/api/supervisor/figures"): _roles("qa", "admin"),
+    # cases
+    ("POST", "/api/cases"): _roles("clerk"),
+    ("GET", "/api/cases"): _roles("clerk"),
+    ("GET", "/api/cases/{case_no}"): ANY,
+    ("GET", "/api/cases/{case_no}/qr.svg"): _roles("terminal", "clerk"),
+    ("POST", "/api/cases/{case_no}/resubmit"): _roles("clerk"),
+    ("POST", "/api/cases/{case_no}/materials"): _roles("clerk"),
+    ("GET", "/api/terminal/cases"): _roles("terminal"),
+    # review
+    ("GET", "/api/reviewer/queue"): _roles("reviewer"),
+    ("POST", "/api/reviewer/claim"): _roles("reviewer"),
+    ("POST", "/api/reviewer/decide"): _roles("reviewer"),
+    ("GET", "/api/approval/figures"): _roles("reviewer", "qa", "admin"),
+    ("GET", "/api/approval/dead"): _roles("admin"),
+    # certificates
+    ("POST", "/api/certificates/{certificate}/revoke"): _roles("admin"),
+    ("GET", "/api/certificates/{certificate}.pdf"): ANY,
+    ("POST", "/api/certificates/{certificate}/printed"): _roles("terminal"),
+    ("GET", "/api/verify/{certificate}"): PUBLIC,
+    ("GET", "/verify/{certificate}"): PUBLIC,
+    # scans
+    ("GET", "/api/scans/{scan_id}"): STAFF,
+}
+
+# WebSocket message type → the roles that may send it (others get `forbidden_type`).
+MESSAGES: dict[str, frozenset[SessionRole]] = {
+    "join_queue": _roles("terminal"),
+    "leave_queue": _roles("terminal"),
+    "set_status": _roles("clerk"),
+    "accept_offer": _roles("clerk"),
+    "reject_offer": _roles("clerk"),
+    "end_call": _roles("clerk"),
+    "invite_clerk": _roles("clerk"),
+    "accept_invite": _roles("clerk"),
+    "wrapup_done": _roles("clerk"),
+    "ping": _roles("terminal", "clerk", "reviewer"),
+}
+
+
+def route_key(request: web.Request) -> tuple[str, str] | None:
+    info = request.match_info.route.resource
+    if info is None:
+        return None
+    method = "GET" if request.method == "HEAD" else request.method
+    return method, info.canonical if not info.canonical.startswith("/web") else "/web/{filename}"
+
+
+def may_send(role: str, message_type: str) -> bool:
+    return role in MESSAGES.get(message_type, frozenset())
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def enforce(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse what the table does not allow, before the handler runs."""
+    if request.match_info.http_exception is not None:
+        return await handler(request)  # 404 / 405: aiohttp answers
+    key = route_key(request)
+    allowed = ROUTES.get(key) if key is not None else None
+    if allowed is None:
+        raise http_error(web.HTTPForbidden, "forbidden", "您没有权限进行此操作")
+    if allowed == PUBLIC:
+        return await handler(request)
+    session = await current_session(request)
+    if session is None:
+        raise http_error(web.HTTPUnauthorized, "not_logged_in", "请先登录")
+    if session.role not in allowed:
+        raise http_error(web.HTTPForbidden, "forbidden", "您没有权限进行此操作")
+    return await handler(request)
