@@ -133,6 +133,12 @@ class Settings:
     media_fragment_s: float = setting("MEDIA_FRAGMENT_S", 1.0,
                                       "MP4 fragment (key frame interval) length")
     media_record_fps: int = setting("MEDIA_RECORD_FPS", 15, "composite frame rate")
+    media_verify_processes: int = setting(
+        "MEDIA_VERIFY_PROCESSES", 1, "processes of the worker's verification pool (0: the "
+        "worker runs no identity or document checks)")
+    media_verify_queue: int = setting(
+        "MEDIA_VERIFY_QUEUE", 8, "verification jobs in flight at most; more are refused "
+        "with a reason (the worker reports load 1.0 when full)")
     # --- verification thresholds (verify/ dataclasses, filled below) ------------------
     face_pass_below: float = setting("FACE_PASS_BELOW", _FACE.pass_below,
                                      "face distance below this: pass")

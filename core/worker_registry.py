@@ -47,15 +47,17 @@ class WorkerInfo:
         )
 
 
-def load_figure(calls: int, capacity: int, cpu_fraction: float) -> float:
-    """The larger of the call share and the CPU share, clamped to [0, 1].
+def load_figure(calls: int, capacity: int, cpu_fraction: float,
+                verification: float = 0.0) -> float:
+    """The largest of the call share, the CPU share (the worker's process and its
+    verification pool) and the verification queue's share, clamped to [0, 1].
 
     An idle worker reports 0 whatever its CPU: nothing of its own is using it.
     """
     if calls == 0:
         return 0.0
     share = calls / capacity if capacity > 0 else 1.0
-    return max(0.0, min(1.0, max(share, cpu_fraction)))
+    return max(0.0, min(1.0, max(share, cpu_fraction, verification)))
 
 
 def pick_worker(workers: Iterable[WorkerInfo], threshold: float) -> WorkerInfo | None:

@@ -146,6 +146,21 @@ async def thumb(request: web.Request) -> web.StreamResponse:
                             headers={"Content-Type": "image/jpeg"})
 
 
+async def action(request: web.Request) -> web.Response:
+    """A call action signaling forwards on a participant's behalf (`actor` in the body)."""
+    _claims(request, _bearer(request), {"control"})
+    if (request.content_length or 0) > MAX_OFFER_BYTES:
+        raise HubError(413, "too_large", "请求过大")
+    try:
+        body = await request.json()
+        actor = str(body.pop("actor"))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise HubError(400, "bad_request", "请求应为 JSON：{actor, ...}") from exc
+    answer = await request.app[HUB].act(request.match_info["call_id"],
+                                        request.match_info["action"], body, actor)
+    return web.json_response(answer)
+
+
 def cpu_by_thread() -> dict[str, float]:
     """CPU seconds so far per kind of thread (event loop, decoders, recorder, encoders)."""
     names = {t.native_id: re.sub(r"[-_]\d+(_\d+)?$", "", t.name)
@@ -169,8 +184,9 @@ async def health(request: web.Request) -> web.Response:
         }
         for call_id, call in hub.calls.items()
     }
+    pool = None if hub.pool is None else hub.pool.figures()
     return web.json_response({**info.to_hash(), "calls_detail": calls,
-                              "cpu_by_thread": cpu_by_thread()})
+                              "cpu_by_thread": cpu_by_thread(), "verification_pool": pool})
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -195,6 +211,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/calls/{call_id}/leave", leave)
     app.router.add_post("/calls/{call_id}/stop", stop)
     app.router.add_post("/calls/{call_id}/capture", capture)
+    app.router.add_post("/calls/{call_id}/actions/{action}", action)
     app.router.add_get("/scans/{scan_id}/thumb", thumb)
     app.router.add_get("/health", health)
     return app

@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from media.capture import pick_sharpest
 from media.composite import Watermark
 from media.ice import rtc_configuration
 from media.recording import GENESIS, ClosedSegment, Recorder, chain_hash
+from media.verification_pool import VerificationPool
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ def _utc(ts: float) -> datetime:
 
 
 Clock = Callable[[], float]
+# A call action signaling forwards for a participant: (call, body, actor) → the answer.
+Action = Callable[[Call, dict[str, Any], str], Awaitable[dict[str, Any]]]
 
 
 class Hub:
@@ -68,9 +71,24 @@ class Hub:
         self._creating: dict[str, asyncio.Lock] = {}
         self._chain: dict[str, str] = {}
         self._process = psutil.Process(os.getpid())
-        self._process.cpu_percent(None)
+        self.pool: VerificationPool | None = (
+            VerificationPool(settings.media_verify_processes, settings.media_verify_queue)
+            if settings.media_verify_processes > 0 else None)
+        self._cpu_mark = (time.monotonic(), self._cpu_seconds())
         self.cpu_fraction = 0.0
         self.ice_servers: list[IceServer] = [IceServer(urls=[u]) for u in settings.media_stun_urls]
+        self.actions: dict[str, Action] = {}  # by name; features register theirs
+
+    async def act(self, call_id: str, action: str, body: dict[str, Any],
+                  actor: str) -> dict[str, Any]:
+        """Carry out a call action signaling forwarded (an identity check, a capture...)."""
+        handler = self.actions.get(action)
+        if handler is None:
+            raise HubError(404, "unknown_action", "不支持的操作")
+        call = self.calls.get(call_id)
+        if call is None:
+            raise HubError(404, "no_call", "通话不存在或已结束")
+        return await handler(call, body, actor)
 
     # --- calls ------------------------------------------------------------------------
 
@@ -207,13 +225,24 @@ class Hub:
         return WorkerInfo(
             worker_id=self.settings.media_id, url=self.settings.media_url,
             capacity=self.settings.media_capacity,
-            load=load_figure(len(self.calls), self.settings.media_capacity, self.cpu_fraction),
+            load=load_figure(len(self.calls), self.settings.media_capacity, self.cpu_fraction,
+                             self.pool.load if self.pool is not None else 0.0),
             calls=len(self.calls), pid=os.getpid(), updated_at=now,
         )
 
+    def _cpu_seconds(self) -> float:
+        t = self._process.cpu_times()
+        own = float(t.user + t.system)
+        return own + (self.pool.cpu_seconds() if self.pool is not None else 0.0)
+
     async def heartbeat(self) -> None:
-        # Of one core: the event loop keeps a worker process to about one core.
-        self.cpu_fraction = self._process.cpu_percent(None) / 100.0
+        # Of one core: the event loop keeps a worker process to about one core; the pool's
+        # processes count in the same figure, so a busy pool makes the worker look loaded.
+        mark = (time.monotonic(), self._cpu_seconds())
+        wall = mark[0] - self._cpu_mark[0]
+        if wall > 0:
+            self.cpu_fraction = max(0.0, (mark[1] - self._cpu_mark[1]) / wall)
+        self._cpu_mark = mark
         await registry.register(self.redis, self.info(self.clock()),
                                 self.settings.media_worker_ttl_s)
 
@@ -242,6 +271,8 @@ class Hub:
 
 async def running(hub: Hub) -> AsyncIterator[None]:
     """Heartbeat and grace sweep for the worker's lifetime (cleanup_ctx helper)."""
+    if hub.pool is not None:
+        await hub.pool.start()  # warm before registering: no check waits for model loading
     # Registered before the first request, so signaling can place calls at once.
     await hub.heartbeat()
     loops = Background()
@@ -253,3 +284,5 @@ async def running(hub: Hub) -> AsyncIterator[None]:
         await loops.stop()
         await hub.close()
         await registry.unregister(hub.redis, hub.settings.media_id)
+        if hub.pool is not None:
+            await hub.pool.stop()

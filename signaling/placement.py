@@ -28,6 +28,7 @@ from core.states import CallState
 log = logging.getLogger("signaling.placement")
 
 STOP_TIMEOUT_S = 5.0
+ACTION_TIMEOUT_S = 10.0
 CallRole = Literal["terminal", "clerk", "second_clerk"]
 
 
@@ -51,6 +52,9 @@ class CallPlacement(Protocol):
                        role: str) -> MediaJoin | None: ...
 
     async def stop_call(self, call_id: str, reason: str) -> None: ...
+
+    async def call_action(self, call_id: str, action: str, actor: str,
+                          body: dict[str, Any]) -> dict[str, Any]: ...
 
 
 def ice_servers(settings: Settings, participant_id: str, now: float) -> list[IceServer]:
@@ -150,6 +154,29 @@ class WorkerPlacement:
                                 extra={"call": call_id, "status": resp.status})
         except (aiohttp.ClientError, TimeoutError):
             log.warning("worker unreachable to stop the call", extra={"call": call_id})
+
+    async def call_action(self, call_id: str, action: str, actor: str,
+                          body: dict[str, Any]) -> dict[str, Any]:
+        """Forward a participant's action to the call's worker (signaling checked who may).
+
+        Returns the worker's answer, or `{"error": {"code", "message"}}`.
+        """
+        placed = await registry.placed_call(self.redis, call_id)
+        if placed is None or placed.state != CallState.ACTIVE or not placed.worker_url:
+            return {"error": {"code": "no_media", "message": "通话没有媒体服务"}}
+        url = f"{placed.worker_url}/calls/{call_id}/actions/{action}"
+        headers = {"Authorization": "Bearer " + control_token(self.settings, call_id,
+                                                              self.clock())}
+        try:
+            async with self.http.post(url, json={**body, "actor": actor}, headers=headers,
+                                      timeout=aiohttp.ClientTimeout(total=ACTION_TIMEOUT_S)
+                                      ) as resp:
+                answer: dict[str, Any] = await resp.json()
+                return answer
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            log.warning("worker unreachable for a call action",
+                        extra={"call": call_id, "action": action})
+            return {"error": {"code": "media_unreachable", "message": "媒体服务暂时无法连接"}}
 
     async def capture_for(self, call_id: str, username: str) -> dict[str, Any]:
         """Ask the call's worker for a scan on a clerk's behalf.

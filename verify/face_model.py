@@ -89,6 +89,12 @@ def _models() -> tuple[Any, Any, Any]:
     )
 
 
+def warm_up() -> None:
+    """Load the models and run the detector once, so the first real check is not slower."""
+    detector, _, _ = _models()
+    detector(np.zeros((120, 160, 3), np.uint8), 0)
+
+
 def detect(image: RGB, upsample: int = 0, max_width: int | None = None) -> list[FaceBox]:
     """HOG face boxes in full-image coordinates; detection may run on a shrunk copy."""
     detector, _, _ = _models()

@@ -23,6 +23,7 @@ def media_settings(settings: Settings, **overrides: object) -> Settings:
     base: dict[str, object] = dict(
         media_host="127.0.0.1", media_port=port, media_ice_hosts=("127.0.0.1",),
         media_worker_id=f"media-test-{port}", media_segment_s=2.0, media_grace_s=2.0,
+        media_verify_processes=0,  # tests that check identity or documents ask for a pool
         join_token_secret="test-join-secret",
     )
     base.update(overrides)

@@ -6,6 +6,8 @@ Offers time out, a terminal past its grace is abandoned, a wrap-up ends, exactly
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
 
 from core import keys
@@ -41,6 +43,10 @@ class NoMedia:
 
     async def stop_call(self, call_id: str, reason: str) -> None:
         self.stopped.append(call_id)
+
+    async def call_action(self, call_id: str, action: str, actor: str,
+                          body: dict[str, Any]) -> dict[str, Any]:
+        return {"error": {"code": "no_media", "message": "通话没有媒体服务"}}
 
 
 def node_at(settings: Settings, redis: aioredis.Redis, clock: SteppedClock) -> SignalingNode:
