@@ -7,7 +7,7 @@ setup:
 	bash scripts/setup.sh
 
 run: setup
-	$(PY) -m testkit.devrun
+	LAN=$(LAN) $(PY) -m testkit.devrun
 
 test: setup
 	$(PY) -m pytest

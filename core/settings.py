@@ -62,6 +62,10 @@ class Settings:
     public_url: str = setting(
         "PUBLIC_URL", "", "signaling as browsers reach it (links, CORS origin of the worker)",
         shown="`http://LISTEN_HOST:LISTEN_PORT`")
+    tls_cert_file: str = setting(
+        "TLS_CERT_FILE", "", "certificate (PEM, with its chain) signaling serves HTTPS with; "
+        "empty: plain HTTP (behind nginx, or on 127.0.0.1)")
+    tls_key_file: str = setting("TLS_KEY_FILE", "", "the private key of `TLS_CERT_FILE`")
     storage_root: Path = setting("STORAGE_ROOT", ROOT / "var" / "storage",
                                  "recordings and scans", shown="`var/storage`")
     node_id: str = setting("NODE_ID", None, "name of this process in logs and the registry",
@@ -108,6 +112,11 @@ class Settings:
     media_port: int = setting("MEDIA_LISTEN_PORT", 8090, "where a media worker listens (port)")
     media_public_url: str = setting("MEDIA_PUBLIC_URL", "", "the worker as peers reach it",
                                     shown="`http://MEDIA_LISTEN_HOST:MEDIA_LISTEN_PORT`")
+    media_tls_cert_file: str = setting(
+        "MEDIA_TLS_CERT_FILE", "", "certificate a media worker serves HTTPS with (pages on "
+        "https call the worker's join path on https too); empty: plain HTTP")
+    media_tls_key_file: str = setting("MEDIA_TLS_KEY_FILE", "",
+                                      "the private key of `MEDIA_TLS_CERT_FILE`")
     media_worker_id: str = setting("MEDIA_WORKER_ID", "", "registry id",
                                    shown="`media-NODE_ID`")
     media_capacity: int = setting("MEDIA_CAPACITY", 4, "calls at which a worker reports load 1.0")
@@ -209,11 +218,13 @@ class Settings:
 
     @property
     def base_url(self) -> str:
-        return self.public_url or f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls_cert_file else "http"
+        return self.public_url or f"{scheme}://{self.host}:{self.port}"
 
     @property
     def media_url(self) -> str:
-        return self.media_public_url or f"http://{self.media_host}:{self.media_port}"
+        scheme = "https" if self.media_tls_cert_file else "http"
+        return self.media_public_url or f"{scheme}://{self.media_host}:{self.media_port}"
 
     @property
     def media_id(self) -> str:

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(redis-server postgresql chromium ffmpeg fonts-noto-cjk tesseract-ocr tesseract-ocr-eng
+      nginx-light coturn iptables
       iproute2 util-linux python3-venv)
 missing=()
 for p in "${DEBS[@]}"; do

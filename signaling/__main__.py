@@ -20,6 +20,7 @@ from aiohttp import web
 
 from core.logs import setup_logging
 from core.settings import Settings
+from core.tls import server_context
 from signaling.app import create_app
 
 log = logging.getLogger("signaling.main")
@@ -55,8 +56,9 @@ def main() -> None:
     setup_logging()
     app = create_app(settings)
     app.cleanup_ctx.append(_collection_policy)  # after the app's own start-up
-    web.run_app(app, host=settings.host, port=settings.port,
-                access_log=None, print=None, shutdown_timeout=5)
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None,
+                shutdown_timeout=5,
+                ssl_context=server_context(settings.tls_cert_file, settings.tls_key_file))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,11 @@ Starts a private redis-server (append-only file on) and a private PostgreSQL clu
 `var/` unless REDIS_URL / DATABASE_URL are set, migrates and seeds the database, then runs
 one signaling node, one media worker and one approval worker until Ctrl-C, and stops
 everything it started.
+
+`make run LAN=1` (or `LAN=1` in the environment) serves the pages and the media worker on
+HTTPS at the machine's LAN address (or `LAN_ADDRESS`) instead, with a certificate from a
+local certificate authority made under `var/tls/` (kept, so kiosks install it once): a
+kiosk on another computer of the village network can then open its cameras.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from core.migrate import upgrade
 from core.settings import ROOT, Settings
 from testkit.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, DEMO_TERMINALS
 from testkit.localstack import LocalStackError, PostgresServer, RedisServer, free_port, wait_http
+from testkit.tls import ServerTls, server_tls
 
 VAR = ROOT / "var"
 
@@ -56,8 +62,41 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
                             stderr=subprocess.STDOUT)
 
 
+LAN_PORT, LAN_MEDIA_PORT = 8443, 8444
+
+
+def lan_address() -> str:
+    """The first global IPv4 address of this machine (`LAN_ADDRESS` overrides it)."""
+    if os.environ.get("LAN_ADDRESS"):
+        return os.environ["LAN_ADDRESS"]
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],
+                         capture_output=True, text=True, check=False, timeout=10).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if "inet" in parts:
+            return parts[parts.index("inet") + 1].split("/")[0]
+    raise SystemExit("LAN=1: this machine has no LAN address (set LAN_ADDRESS)")
+
+
+def lan_env(env: dict[str, str], address: str) -> ServerTls:
+    """Settings for HTTPS on the LAN address, and the certificate they use."""
+    tls = server_tls(VAR / "tls", [address, "127.0.0.1"], ["localhost"])
+    env.update({
+        "LISTEN_HOST": "0.0.0.0", "LISTEN_PORT": str(LAN_PORT),
+        "PUBLIC_URL": f"https://{address}:{LAN_PORT}",
+        "TLS_CERT_FILE": str(tls.cert_file), "TLS_KEY_FILE": str(tls.key_file),
+        "MEDIA_LISTEN_HOST": "0.0.0.0", "MEDIA_LISTEN_PORT": str(LAN_MEDIA_PORT),
+        "MEDIA_PUBLIC_URL": f"https://{address}:{LAN_MEDIA_PORT}",
+        "MEDIA_TLS_CERT_FILE": str(tls.cert_file), "MEDIA_TLS_KEY_FILE": str(tls.key_file),
+        "MEDIA_ICE_HOSTS": address, "COOKIE_SECURE": "true",
+    })
+    return tls
+
+
 def main() -> None:
     env = dict(os.environ)
+    lan = env.get("LAN", "") not in ("", "0")
+    tls = lan_env(env, lan_address()) if lan else None
     env.setdefault("MEDIA_ICE_HOSTS", "127.0.0.1")
     logs = VAR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -85,10 +124,13 @@ def main() -> None:
         try:
             base = settings.base_url
             try:
-                wait_http(f"{base}/healthz", 60, procs[0], "signaling")
+                wait_http(f"{base}/healthz", 60, procs[0], "signaling",
+                          tls.ca_file if tls is not None else None)
             except LocalStackError as exc:
                 raise SystemExit(f"{exc}; see var/logs/") from exc
             _banner(base, env)
+            if tls is not None:
+                _lan_banner(tls)
             while not stop and all(p.poll() is None for p in procs):
                 time.sleep(0.5)
             for p in procs:
@@ -123,6 +165,17 @@ def _banner(base: str, env: dict[str, str]) -> None:
   Supervisor:        {base}/api/supervisor/figures   ·   {base}/metrics
 
   Demo login (password {DEMO_PASSWORD}): clerks {clerks}; reviewers {reviewers}; qa1; admin
+""", flush=True)
+
+
+def _lan_banner(tls: ServerTls) -> None:
+    print(f"""  LAN mode: HTTPS with a certificate of this machine's own authority.
+  Install {tls.ca_file} as a trusted root on each kiosk and clerk PC, once:
+    Windows:  double-click ca.pem (rename to ca.crt) → 安装证书 → 本地计算机 →
+              受信任的根证书颁发机构
+    Debian / UOS / Kylin (Chromium, package libnss3-tools):
+              certutil -d sql:$HOME/.pki/nssdb -A -t "C,," -n vwindow-local-ca -i ca.pem
+  then open the kiosk URL above on the kiosk (it must be this machine's LAN address).
 """, flush=True)
 
 

@@ -11,6 +11,7 @@ import glob
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -45,13 +46,18 @@ direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[Any] | None = None,
-              what: str = "the server") -> None:
-    """Until `url` answers 200; fails early if `proc` (the server's process) exits."""
+              what: str = "the server", ca_file: Path | None = None) -> None:
+    """Until `url` answers 200; fails early if `proc` (the server's process) exits.
+
+    `ca_file`: the authority an https server's certificate is checked against."""
+    opener = direct if ca_file is None else urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),
+        urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=str(ca_file))))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise LocalStackError(f"{what} exited with {proc.returncode}")
-        with contextlib.suppress(OSError), direct.open(url, timeout=1) as resp:
+        with contextlib.suppress(OSError), opener.open(url, timeout=1) as resp:
             if resp.status == 200:
                 return
         time.sleep(0.1)

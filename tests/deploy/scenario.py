@@ -1,0 +1,197 @@
+"""Multi-host scenarios, run inside the "district" host by tests/deploy/test_multihost.py.
+
+`python -m tests.deploy.scenario CASE --village NETNS --office NETNS --out DIR` starts the
+district's servers (`testkit.district`: nginx + TLS, two signaling nodes, two workers,
+coturn, Redis, PostgreSQL) here, then drives a kiosk in Chromium on the village host and a
+clerk console on the office host (Chromium runs in those namespaces; Playwright talks to
+it over a pipe). It writes DIR/result.json; the pytest side checks it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from testkit.district import District
+from tests.e2e.pages import clerk_ready, frames_advance, kiosk_join, wait_offer, wait_until
+from tests.e2e.stack import TERMINAL_TOKEN, chromium_args, make_y4m
+
+VILLAGE_ADDRESS, DISTRICT_VILLAGE_SIDE = "192.0.2.2", "192.0.2.1"
+OFFICE_ADDRESS, DISTRICT_OFFICE_SIDE = "198.51.100.2", "198.51.100.1"
+VALID_ID = "420115196503120027"
+
+
+@dataclass
+class Run:
+    district: District
+    village: str
+    office: str
+    out: Path
+    y4m: Path
+    pw: Playwright
+    result: dict[str, Any] = field(default_factory=dict)
+    browsers: list[Browser] = field(default_factory=list)
+    pages: dict[str, Page] = field(default_factory=dict)
+    console: list[str] = field(default_factory=list)
+
+    def watch(self, page: Page, name: str) -> Page:
+        self.pages[name] = page
+        page.on("console", lambda m: self.console.append(f"{name} {m.type}: {m.text}"))
+        page.on("pageerror", lambda e: self.console.append(f"{name} error: {e}"))
+        return page
+
+    def browser(self, netns: str) -> Browser:
+        """Chromium on another host: a wrapper runs it inside that host's namespace."""
+        wrapper = self.out / f"chromium-{netns}"
+        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {netns} /usr/bin/chromium "$@"\n')
+        wrapper.chmod(0o755)
+        assert self.district.tls is not None
+        args = [*chromium_args(self.y4m),
+                f"--ignore-certificate-errors-spki-list={self.district.tls.spki_sha256}"]
+        browser = self.pw.chromium.launch(executable_path=str(wrapper), args=args)
+        self.browsers.append(browser)
+        return browser
+
+    def kiosk(self) -> Page:
+        page = self.watch(self.browser(self.village).new_context().new_page(), "kiosk")
+        page.set_default_timeout(20000)
+        page.goto(f"{self.district.base_url}/terminal/?token={TERMINAL_TOKEN}")
+        page.wait_for_selector("#screen-start:not([hidden]) .tile")
+        return page
+
+    def clerk(self, username: str = "clerk1") -> Page:
+        page = self.watch(self.browser(self.office).new_context().new_page(), username)
+        page.set_default_timeout(20000)
+        page.goto(f"{self.district.base_url}/clerk/")
+        page.wait_for_selector("#login:not([hidden])")
+        page.fill("#username", username)
+        page.fill("#password", "demo1234")
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("#status-box:not([hidden])")
+        return page
+
+    def shot(self, page: Page, name: str) -> None:
+        folder = self.out / "screens"
+        folder.mkdir(exist_ok=True)
+        page.screenshot(path=str(folder / f"{name}.png"))
+
+
+def call_up(run: Run) -> tuple[Page, Page]:
+    """A kiosk on the village host and a clerk in the office, in a call through nginx."""
+    kiosk, clerk = run.kiosk(), run.clerk()
+    kiosk_join(kiosk)
+    clerk_ready(clerk)
+    wait_offer(clerk)
+    clerk.click("#accept")
+    kiosk.wait_for_selector("#screen-call:not([hidden])", timeout=20000)
+    clerk.wait_for_selector("#call:not([hidden])", timeout=20000)
+    return kiosk, clerk
+
+
+def selected_candidates(page: Page) -> list[str]:
+    """Candidate types (host / srflx / relay) of the page's selected ICE pairs."""
+    got: list[str] = page.evaluate("""async () => {
+      const pc = (window.__kiosk || window.__console || {}).pc; if (!pc) return [];
+      const stats = await pc.getStats(); const types = [];
+      stats.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) {
+          const pair = stats.get(s.selectedCandidatePairId);
+          const local = pair && stats.get(pair.localCandidateId);
+          if (local) types.push(local.candidateType);
+        }
+      });
+      return types; }""")
+    return got
+
+
+def case_visit(run: Run) -> None:
+    """A whole visit from the village host over TLS (and, with --turn-only, via TURN)."""
+    r = run.result
+    kiosk, clerk = call_up(run)
+    r["kiosk_clerk_frames"] = frames_advance(kiosk, "clerk")
+    r["clerk_face_frames"] = frames_advance(clerk, "face")
+    r["kiosk_candidates"] = selected_candidates(kiosk)
+    run.shot(kiosk, "kiosk-call")
+    clerk.click("#capture")
+    clerk.wait_for_selector("#thumbs img", timeout=20000)
+    clerk.fill("#case-name", "张三")
+    clerk.fill("#case-id", VALID_ID)
+    clerk.fill("#case-phone", "13800000000")
+    for box in clerk.query_selector_all("#case-materials input[type=checkbox]"):
+        box.check()
+    clerk.check("input[name=outcome][value=放心回家]")
+    clerk.click("#case-submit")
+    wait_until("case number", lambda: "办件编号" in clerk.inner_text("#case-result"), 30)
+    kiosk.wait_for_selector("#screen-done:not([hidden])", timeout=20000)
+    r["kiosk_slip"] = kiosk.inner_text("#slip-no")
+    r["clerk_result"] = clerk.inner_text("#case-result")
+    run.shot(kiosk, "kiosk-done")
+    clerk.click("#hangup")
+    clerk.wait_for_selector("#wrapup:not([hidden])", timeout=20000)
+
+
+CASES: dict[str, Callable[[Run], None]] = {"visit": case_visit}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("case", choices=sorted(CASES))
+    parser.add_argument("--village", required=True)
+    parser.add_argument("--office", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--timers", default="{}", help="JSON settings for the servers")
+    args = parser.parse_args()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"ok": False, "case": args.case}
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="district-") as tmp:
+        district = District(Path(tmp) / "district", [DISTRICT_VILLAGE_SIDE, DISTRICT_OFFICE_SIDE],
+                            json.loads(args.timers))
+        try:
+            district.start_all()
+            y4m = make_y4m(Path(tmp) / "face.y4m")
+            with sync_playwright() as pw:
+                run = Run(district, args.village, args.office, out, y4m, pw, result)
+                try:
+                    CASES[args.case](run)
+                except Exception:
+                    for name, page in run.pages.items():
+                        try:
+                            run.shot(page, f"failure-{name}")
+                        except Exception as exc:  # the failure itself is reported below
+                            run.console.append(f"no screenshot of {name}: {exc}")
+                    raise
+                finally:
+                    result["console"] = run.console[-200:]
+                    for browser in run.browsers:
+                        browser.close()
+            result["ok"] = True
+        except Exception as exc:  # the pytest side shows this
+            result["error"] = f"{type(exc).__name__}: {exc}"
+            result["trace"] = traceback.format_exc()
+            print(result["error"], file=sys.stderr)
+        finally:
+            for log in [*Path(district.folder).glob("*.log"),
+                        *Path(district.folder).glob("nginx/*.log")]:
+                (out / log.name).write_bytes(log.read_bytes()[-200_000:])
+            district.close()
+    result["wall_s"] = round(time.monotonic() - started, 1)
+    (out / "result.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    os.umask(0o022)
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The production layout across hosts: a village kiosk and an office console reach the
+district's servers only through nginx on https, media over ICE (and TURN).
+
+Each case runs in tests/deploy/scenario.py inside the district's namespace; the hosts are
+network namespaces made here (testkit.netns), joined by veth pairs, with no route out.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.settings import ROOT
+from testkit import netns
+from tests.deploy.scenario import (
+    DISTRICT_OFFICE_SIDE,
+    DISTRICT_VILLAGE_SIDE,
+    OFFICE_ADDRESS,
+    VILLAGE_ADDRESS,
+)
+from tests.e2e.stack import FACES
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+@pytest.fixture
+def hosts() -> Iterator[tuple[netns.Lab, netns.Host, netns.Host, netns.Host]]:
+    why = netns.available()
+    if why is not None:
+        pytest.skip(why)
+    if not Path("/usr/bin/chromium").exists() or shutil.which("nginx") is None \
+            or shutil.which("turnserver") is None:
+        pytest.skip("needs Debian chromium, nginx and coturn (scripts/setup.sh installs them)")
+    if not FACES.is_dir():
+        pytest.skip(f"test faces not found at {FACES}")
+    with netns.lab() as lab:
+        district, village, office = (lab.add_host(n) for n in ("district", "village", "office"))
+        district_v, village = lab.link(district, village, DISTRICT_VILLAGE_SIDE, VILLAGE_ADDRESS)
+        _, office = lab.link(district, office, DISTRICT_OFFICE_SIDE, OFFICE_ADDRESS)
+        # The office reaches the server by the one name kiosks use (the district's address).
+        lab.run(office, ["ip", "route", "add", f"{DISTRICT_VILLAGE_SIDE}/32", "via",
+                         DISTRICT_OFFICE_SIDE])
+        yield lab, district_v, village, office
+
+
+def run_case(hosts: tuple[netns.Lab, netns.Host, netns.Host, netns.Host], case: str,
+             out: Path, timers: dict[str, str] | None = None) -> dict[str, Any]:
+    _, district, village, office = hosts
+    proc = subprocess.run(
+        district.cmd([sys.executable, "-m", "tests.deploy.scenario", case,
+                      "--village", village.netns, "--office", office.netns, "--out", str(out),
+                      "--timers", json.dumps(timers or {})]),
+        cwd=ROOT, capture_output=True, text=True, timeout=280, check=False)
+    result_file = out / "result.json"
+    if not result_file.exists():
+        pytest.fail(f"the scenario wrote no result (exit {proc.returncode}):\n"
+                    f"{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(result_file.read_text())
+    if not result.get("ok"):
+        pytest.fail(f"{case} failed: {result.get('error')}\n{result.get('trace', '')}\n"
+                    f"logs and screenshots in {out}")
+    return result
+
+
+def test_a_whole_visit_from_the_village_host_over_tls(
+        hosts: tuple[netns.Lab, netns.Host, netns.Host, netns.Host], tmp_path: Path) -> None:
+    r = run_case(hosts, "visit", tmp_path)
+    assert r["kiosk_clerk_frames"] >= 10 and r["clerk_face_frames"] >= 10
+    assert r["kiosk_slip"] and r["kiosk_slip"] in r["clerk_result"]
+    assert r["kiosk_candidates"], "the kiosk's media went over a selected ICE pair"
