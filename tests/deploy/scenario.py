@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -141,7 +142,76 @@ def case_visit(run: Run) -> None:
     clerk.wait_for_selector("#wrapup:not([hidden])", timeout=20000)
 
 
-CASES: dict[str, Callable[[Run], None]] = {"visit": case_visit}
+def hello_nodes(page: Page) -> list[str]:
+    """The signaling node of each `hello` the page got (the last is where it is now)."""
+    got: list[str] = page.evaluate("window.__helloNodes || []")
+    return got
+
+
+def watch_hellos(page: Page) -> None:
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: page.evaluate(
+        "(n) => (window.__helloNodes ||= []).push(n)", json.loads(frame)["node_id"])
+        if isinstance(frame, str) and '"type":"hello"' in frame else None))
+
+
+def reconnected_within(page: Page, node: str, timeout_s: float = 20.0) -> float:
+    """Seconds until the page is connected to a node other than `node`."""
+    started = time.monotonic()
+    wait_until("reconnected to the other node", lambda: (hello_nodes(page) or [node])[-1]
+               != node and page.is_hidden("#netlost"), timeout_s, 0.05)
+    return round(time.monotonic() - started, 2)
+
+
+def case_signaling_killed(run: Run) -> None:
+    """kill -9 the signaling node a kiosk waits on, then (started again) the one it is in a
+    call on: each time it reconnects through nginx to the other, keeps its place, and the
+    call goes on."""
+    r, district = run.result, run.district
+    kiosk = run.kiosk()
+    watch_hellos(kiosk)
+    kiosk.reload()
+    kiosk.wait_for_selector("#screen-start:not([hidden]) .tile")
+    kiosk_join(kiosk)
+    wait_until("hello seen", lambda: hello_nodes(kiosk))
+    ticket = kiosk.evaluate("window.__kiosk.ticket")
+    node = hello_nodes(kiosk)[-1]
+    district.kill(node)
+    r["waiting_reconnect_s"] = reconnected_within(kiosk, node)
+    kiosk.wait_for_selector("#screen-queue:not([hidden])")
+    wait_until("position again", lambda: kiosk.inner_text("#position") not in ("–", ""))
+    r["ticket_kept"] = kiosk.evaluate("window.__kiosk.ticket") == ticket
+    r["position_after"] = kiosk.inner_text("#position")
+    district.start(node)
+    clerk = run.clerk()
+    clerk_ready(clerk)
+    wait_offer(clerk)
+    clerk.click("#accept")
+    kiosk.wait_for_selector("#screen-call:not([hidden])", timeout=20000)
+    frames_advance(clerk, "face")
+    node = hello_nodes(kiosk)[-1]
+    district.kill(node)
+    r["call_reconnect_s"] = reconnected_within(kiosk, node)
+    r["screen_after_call_kill"] = kiosk.evaluate("document.body.dataset.screen")
+    r["clerk_face_frames_after"] = frames_advance(clerk, "face")
+    r["kiosk_clerk_frames_after"] = frames_advance(kiosk, "clerk")
+
+
+def on_host(netns: str, *argv: str) -> None:
+    subprocess.run(["ip", "netns", "exec", netns, *argv], check=True, timeout=20,
+                   capture_output=True)
+
+
+def case_visit_turn_only(run: Run) -> None:
+    """The village network lets no UDP through to the district but TURN's port: the call
+    goes through coturn's relay."""
+    on_host(run.village, "iptables", "-A", "OUTPUT", "-p", "udp", "-d", DISTRICT_VILLAGE_SIDE,
+            "!", "--dport", "3478", "-j", "DROP")
+    case_visit(run)
+
+
+CASES: dict[str, Callable[[Run], None]] = {"visit": case_visit,
+                                           "visit_turn_only": case_visit_turn_only,
+                                           "signaling_killed": case_signaling_killed}
 
 
 def main() -> int:

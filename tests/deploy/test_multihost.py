@@ -75,3 +75,19 @@ def test_a_whole_visit_from_the_village_host_over_tls(
     assert r["kiosk_clerk_frames"] >= 10 and r["clerk_face_frames"] >= 10
     assert r["kiosk_slip"] and r["kiosk_slip"] in r["clerk_result"]
     assert r["kiosk_candidates"], "the kiosk's media went over a selected ICE pair"
+
+
+def test_a_whole_visit_when_only_turn_gets_through(
+        hosts: tuple[netns.Lab, netns.Host, netns.Host, netns.Host], tmp_path: Path) -> None:
+    r = run_case(hosts, "visit_turn_only", tmp_path)
+    assert r["kiosk_clerk_frames"] >= 10 and r["clerk_face_frames"] >= 10
+    assert r["kiosk_candidates"] and set(r["kiosk_candidates"]) == {"relay"}
+    assert r["kiosk_slip"] and r["kiosk_slip"] in r["clerk_result"]
+
+
+def test_a_killed_signaling_node_s_clients_reconnect_to_the_other_and_keep_their_place(
+        hosts: tuple[netns.Lab, netns.Host, netns.Host, netns.Host], tmp_path: Path) -> None:
+    r = run_case(hosts, "signaling_killed", tmp_path)
+    assert r["ticket_kept"] and r["position_after"] == "0"  # next in line (0 ahead)
+    assert r["screen_after_call_kill"] == "call"
+    assert r["clerk_face_frames_after"] >= 10 and r["kiosk_clerk_frames_after"] >= 10
