@@ -50,6 +50,13 @@ class Clerks:
             raise ClientError("no_clerk", "请重新登录")
         conn.send_model(Hello(role="clerk", who=u, display_name=session.display_name,
                               node_id=self.settings.node_id))
+        await self.snapshot(u, conn)
+
+    async def snapshot(self, u: str, conn: Connection) -> None:
+        """What the console must know now: its state, its open offer, its call."""
+        clerk = await self.store.clerk(u)
+        if clerk is None:
+            return
         conn.send_model(clerk_state(clerk))
         if clerk.offer_id:
             offer = await self.store.offer(clerk.offer_id)

@@ -7,13 +7,15 @@ own listener skips it. Node events (a queue changed) travel the same channel.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel
+from redis.exceptions import RedisError
 
 from core import fanout, keys
 from core.fanout import clerk_target, terminal_target
@@ -23,6 +25,7 @@ from signaling.connections import Connections
 log = logging.getLogger("signaling.delivery")
 
 EventHandler = Callable[[dict[str, str]], None]
+RESUBSCRIBE_MIN_S, RESUBSCRIBE_MAX_S = 0.1, 0.5
 
 
 class Delivery:
@@ -79,10 +82,31 @@ class Delivery:
         for conn in self.conns.of(target):
             conn.send(text)
 
-    async def listen(self, on_event: EventHandler) -> None:
+    async def listen(self, on_event: EventHandler,
+                     on_resubscribed: Callable[[], Awaitable[None]]) -> None:
+        """Deliver what other processes publish, for the life of the node. When Redis goes
+        away (a restart), subscribe again as soon as it is back, then `on_resubscribed`:
+        whatever was published meanwhile is lost, so local clients get a fresh snapshot."""
+        pause, lost = RESUBSCRIBE_MIN_S, False
+        while True:
+            try:
+                await self._listen_once(on_event, on_resubscribed if lost else None)
+            except (RedisError, ConnectionError, OSError) as exc:
+                log.warning("fan-out listener lost Redis; subscribing again",
+                            extra={"error": repr(exc), "in_s": pause})
+            lost = True
+            raise_if_cancelling()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RESUBSCRIBE_MAX_S)
+
+    async def _listen_once(self, on_event: EventHandler,
+                           on_subscribed: Callable[[], Awaitable[None]] | None) -> None:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(keys.events_channel())
         try:
+            await pubsub.subscribe(keys.events_channel())
+            if on_subscribed is not None:
+                log.info("fan-out listener subscribed again; resending snapshots")
+                await on_subscribed()
             async for msg in pubsub.listen():
                 raise_if_cancelling()
                 if msg is not None and msg["type"] == "message":

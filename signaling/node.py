@@ -70,6 +70,17 @@ class SignalingNode:
         if event.get("event") == "queue_changed" and "item" in event:
             self.positions.changed(str(event["item"]))
 
+    async def resync(self) -> None:
+        """A fresh snapshot to every local client (after the fan-out listener had a gap)."""
+        for conn in self.delivery.conns.all():
+            kind, _, who = conn.target.partition(":")
+            if kind == "terminal":
+                await self.terminals.snapshot(who, conn)
+            elif kind == "clerk":
+                await self.clerks.snapshot(who, conn)
+        for code in self.catalogue.codes():
+            self.positions.changed(code)
+
     # --- lifecycle -----------------------------------------------------------------------
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -81,7 +92,7 @@ class SignalingNode:
 
     async def start(self) -> None:
         await self.estimates.refresh(self.store, self.catalogue.codes())
-        self.loops.start("fanout-listener", self.delivery.listen(self.on_event))
+        self.loops.start("fanout-listener", self.delivery.listen(self.on_event, self.resync))
         self.loops.every("sweep", SWEEP_INTERVAL_S, lambda: self.sweeps.once(self.clock()))
         self.loops.every("reap", 1.0, self.sweeps.reap_dead_clerks)
         self.loops.every("absent", ABSENCE_INTERVAL_S,

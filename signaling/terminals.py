@@ -48,6 +48,10 @@ class Terminals:
         await self.store.mark_connected(tid)
         conn.send_model(Hello(role="terminal", who=tid, display_name=session.display_name,
                               node_id=self.settings.node_id))
+        await self.snapshot(tid, conn)
+
+    async def snapshot(self, tid: str, conn: Connection) -> None:
+        """What the terminal must know now: its place in the queue, or its call."""
         ticket = await self.store.ticket_of_terminal(tid)
         if ticket is None:
             self.positions.forget(tid)

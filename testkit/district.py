@@ -123,6 +123,25 @@ class District:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
 
+    def kill_redis(self) -> None:
+        assert self.redis is not None and self.redis.process is not None
+        os.kill(self.redis.process.pid, signal.SIGKILL)
+        self.redis.process.wait(10)
+        self.redis.process = None
+
+    def start_redis(self) -> None:
+        """Start Redis again on its folder: it reloads its append-only file."""
+        assert self.redis is not None
+        self.redis.start()
+
+    def stop_postgres(self) -> None:
+        assert self.postgres is not None
+        self.postgres.stop()
+
+    def start_postgres(self) -> None:
+        assert self.postgres is not None
+        self.postgres.start()
+
     def start_edge(self) -> None:
         """nginx (TLS) and coturn, from the shipped configs."""
         self.tls = server_tls(self.folder / "tls", self.addresses, ["localhost"])

@@ -10,6 +10,7 @@ it over a pipe). It writes DIR/result.json; the pytest side checks it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
+from testkit.demo import DEMO_TERMINALS
 from testkit.district import District
 from tests.e2e.pages import clerk_ready, frames_advance, kiosk_join, wait_offer, wait_until
 from tests.e2e.stack import TERMINAL_TOKEN, chromium_args, make_y4m
@@ -64,10 +66,10 @@ class Run:
         self.browsers.append(browser)
         return browser
 
-    def kiosk(self) -> Page:
-        page = self.watch(self.browser(self.village).new_context().new_page(), "kiosk")
+    def kiosk(self, token: str = TERMINAL_TOKEN, name: str = "kiosk") -> Page:
+        page = self.watch(self.browser(self.village).new_context().new_page(), name)
         page.set_default_timeout(20000)
-        page.goto(f"{self.district.base_url}/terminal/?token={TERMINAL_TOKEN}")
+        page.goto(f"{self.district.base_url}/terminal/?token={token}")
         page.wait_for_selector("#screen-start:not([hidden]) .tile")
         return page
 
@@ -196,6 +198,33 @@ def case_signaling_killed(run: Run) -> None:
     r["kiosk_clerk_frames_after"] = frames_advance(kiosk, "clerk")
 
 
+def case_redis_restarted(run: Run) -> None:
+    """Redis killed (kill -9) and started again on its append-only file while two
+    applicants wait: their order and the clerks come back, and the next call works."""
+    r, district = run.result, run.district
+    first = run.kiosk()
+    second = run.kiosk(DEMO_TERMINALS[1].token, "kiosk2")
+    kiosk_join(first)
+    kiosk_join(second)
+    tickets = [k.evaluate("window.__kiosk.ticket") for k in (first, second)]
+    clerk = run.clerk()
+    time.sleep(1.5)  # appendfsync everysec: what is older than a second is on disk
+    district.kill_redis()
+    time.sleep(3)
+    district.start_redis()
+    r["tickets_kept"] = [k.evaluate("window.__kiosk.ticket") for k in (first, second)] == tickets
+    clerk_ready(clerk)
+    wait_offer(clerk, 30)
+    r["offer_to"] = clerk.inner_text("#offer-place")
+    clerk.click("#accept")
+    first.wait_for_selector("#screen-call:not([hidden])", timeout=30000)
+    r["second_screen"] = second.evaluate("document.body.dataset.screen")
+    with contextlib.suppress(AssertionError):  # reported as it is when it does not move up
+        wait_until("second moves up", lambda: second.inner_text("#position") == "0", 10)
+    r["second_position"] = second.inner_text("#position")
+    r["clerk_face_frames"] = frames_advance(clerk, "face")
+
+
 def on_host(netns: str, *argv: str) -> None:
     subprocess.run(["ip", "netns", "exec", netns, *argv], check=True, timeout=20,
                    capture_output=True)
@@ -211,7 +240,8 @@ def case_visit_turn_only(run: Run) -> None:
 
 CASES: dict[str, Callable[[Run], None]] = {"visit": case_visit,
                                            "visit_turn_only": case_visit_turn_only,
-                                           "signaling_killed": case_signaling_killed}
+                                           "signaling_killed": case_signaling_killed,
+                                           "redis_restarted": case_redis_restarted}
 
 
 def main() -> int:

@@ -91,3 +91,12 @@ def test_a_killed_signaling_node_s_clients_reconnect_to_the_other_and_keep_their
     assert r["ticket_kept"] and r["position_after"] == "0"  # next in line (0 ahead)
     assert r["screen_after_call_kill"] == "call"
     assert r["clerk_face_frames_after"] >= 10 and r["kiosk_clerk_frames_after"] >= 10
+
+
+def test_redis_killed_and_restarted_keeps_the_queue_and_the_next_call_works(
+        hosts: tuple[netns.Lab, netns.Host, netns.Host, netns.Host], tmp_path: Path) -> None:
+    r = run_case(hosts, "redis_restarted", tmp_path)
+    assert r["tickets_kept"]
+    assert "童周岭村" in r["offer_to"]  # the first to join is offered first
+    assert r["second_screen"] == "queue" and r["second_position"] == "0"
+    assert r["clerk_face_frames"] >= 10
