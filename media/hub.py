@@ -22,6 +22,7 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 import redis.asyncio as aioredis
 from sqlalchemy import insert, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import worker_registry as registry
@@ -41,6 +42,7 @@ from media.verification_pool import VerificationPool
 log = logging.getLogger(__name__)
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SEGMENT_RETRY_S, SEGMENT_RETRIES = 1.0, 600  # a PostgreSQL outage of up to 10 minutes
 
 
 class HubError(Exception):
@@ -137,16 +139,26 @@ class Hub:
         )
 
     async def _record_segment(self, call_id: str, closed: ClosedSegment) -> None:
+        """Index a closed segment in the chain; while PostgreSQL is away, keep trying (in
+        order: the recorder waits), so no segment is left out of the chain."""
         prev = self._chain.get(call_id, GENESIS)
         chained = chain_hash(prev, closed.sha256)
-        async with self.engine.begin() as conn:
-            await conn.execute(insert(recording_segments).values(
-                call_id=call_id, seq=closed.seq,
-                path=str(closed.path.relative_to(self.settings.storage_root)),
-                started_at=_utc(closed.started_at), duration_s=closed.duration_s,
-                size_bytes=closed.size_bytes, sha256=closed.sha256, prev_hash=prev,
-                chain_hash=chained,
-            ))
+        row = dict(call_id=call_id, seq=closed.seq,
+                   path=str(closed.path.relative_to(self.settings.storage_root)),
+                   started_at=_utc(closed.started_at), duration_s=closed.duration_s,
+                   size_bytes=closed.size_bytes, sha256=closed.sha256, prev_hash=prev,
+                   chain_hash=chained)
+        for attempt in range(SEGMENT_RETRIES):
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(insert(recording_segments).values(**row))
+                break
+            except (OperationalError, InterfaceError, OSError) as exc:
+                if attempt == SEGMENT_RETRIES - 1:
+                    raise
+                log.warning("segment not indexed yet, database away",
+                            extra={"call": call_id, "seq": closed.seq, "error": repr(exc)})
+                await asyncio.sleep(SEGMENT_RETRY_S)
         self._chain[call_id] = chained
 
     async def _set_call(self, call_id: str, **values: Any) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approval.store import make_store
@@ -55,6 +56,13 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         exc.headers.setdefault("X-Content-Type-Options", "nosniff")
         raise
+    except (OperationalError, InterfaceError, OSError) as exc:
+        # PostgreSQL away (a restart, a failover): nothing was saved, and the person is told.
+        log.warning("database unavailable", extra={"path": request.path,
+                                                   "method": request.method, "error": repr(exc)})
+        raise http_error(web.HTTPServiceUnavailable, "db_unavailable",
+                         "系统暂时无法保存（数据库连接中断），这次没有保存，您填写的内容已保留，"
+                         "请稍后再试") from exc
     except Exception as exc:
         log.exception("request failed", extra={"path": request.path, "method": request.method})
         raise http_error(web.HTTPInternalServerError, "internal",

@@ -19,6 +19,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,93 @@ def case_redis_restarted(run: Run) -> None:
     r["clerk_face_frames"] = frames_advance(clerk, "face")
 
 
+def fill_case(clerk: Page) -> None:
+    clerk.fill("#case-name", "张三")
+    clerk.fill("#case-id", VALID_ID)
+    clerk.fill("#case-phone", "13800000000")
+    for box in clerk.query_selector_all("#case-materials input[type=checkbox]"):
+        box.check()
+    clerk.check("input[name=outcome][value=放心回家]")
+
+
+def db_rows(district: District, sql: str) -> list[dict[str, Any]]:
+    """Rows of a query on the district's PostgreSQL (the scenario runs on that host)."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from core.records import make_engine
+
+    assert district.postgres is not None
+
+    async def query() -> list[dict[str, Any]]:
+        engine = make_engine(district.postgres.url)  # type: ignore[union-attr]
+        try:
+            async with engine.connect() as conn:
+                return [dict(r) for r in (await conn.execute(text(sql))).mappings()]
+        finally:
+            await engine.dispose()
+
+    # Playwright's sync API runs an event loop in this thread: query from another one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, query()).result(timeout=30)
+
+
+def case_postgres_stopped(run: Run) -> None:
+    """PostgreSQL stopped for 30 s during a call: the clerk's submission is refused in plain
+    words with the form kept, goes through once it is back; recording and approval go on."""
+    r, district = run.result, run.district
+    kiosk, clerk = call_up(run)
+    frames_advance(clerk, "face")
+    fill_case(clerk)
+    district.stop_postgres()
+    down_at = time.monotonic()
+    clerk.click("#case-submit")
+    wait_until("refusal", lambda: "没有保存" in clerk.inner_text("#case-result"), 30)
+    r["refusal"] = clerk.inner_text("#case-result")
+    r["form_kept"] = clerk.input_value("#case-name") == "张三" and \
+        clerk.input_value("#case-id") == VALID_ID
+    r["kiosk_screen_during"] = kiosk.evaluate("document.body.dataset.screen")
+    r["frames_during"] = frames_advance(kiosk, "clerk")
+    time.sleep(max(0.0, 30 - (time.monotonic() - down_at)))
+    district.start_postgres()
+    clerk.click("#case-submit")
+    wait_until("case number", lambda: "办件编号" in clerk.inner_text("#case-result"), 30)
+    kiosk.wait_for_selector("#screen-done:not([hidden])", timeout=20000)
+    case_no = kiosk.inner_text("#slip-no").strip()
+    r["case_no"] = case_no
+    call_id = clerk.evaluate("window.__console.call.call_id")
+    clerk.click("#hangup")
+    clerk.wait_for_selector("#wrapup:not([hidden])", timeout=20000)
+    # The approval worker's sweep puts the case's first task in its group's stream.
+    wait_until("review task queued", lambda: district_redis_has_task(district, case_no), 30)
+    rows = db_rows(district, f"select status from cases where case_no = '{case_no}'")
+    r["case_status"] = rows[0]["status"] if rows else None
+    wait_until("recording closed", lambda: db_rows(
+        district, f"select recording_ended_at from media_calls where call_id = '{call_id}'"
+    )[0]["recording_ended_at"] is not None, 30)
+    segments = db_rows(district, "select seq, sha256, prev_hash, chain_hash from "
+                       f"recording_segments where call_id = '{call_id}' order by seq")
+    from media.recording import verify_chain
+
+    r["segments"] = [s["seq"] for s in segments]
+    r["chain_ok"] = verify_chain([(s["sha256"], s["prev_hash"], s["chain_hash"])
+                                  for s in segments])
+
+
+def district_redis_has_task(district: District, case_no: str) -> bool:
+    import redis
+
+    from core import keys
+
+    assert district.redis is not None
+    client = redis.Redis.from_url(district.redis.url, decode_responses=True)
+    try:
+        return any(m.startswith(case_no) for m in client.smembers(keys.approval_queued()))
+    finally:
+        client.close()
+
+
 def on_host(netns: str, *argv: str) -> None:
     subprocess.run(["ip", "netns", "exec", netns, *argv], check=True, timeout=20,
                    capture_output=True)
@@ -241,7 +329,8 @@ def case_visit_turn_only(run: Run) -> None:
 CASES: dict[str, Callable[[Run], None]] = {"visit": case_visit,
                                            "visit_turn_only": case_visit_turn_only,
                                            "signaling_killed": case_signaling_killed,
-                                           "redis_restarted": case_redis_restarted}
+                                           "redis_restarted": case_redis_restarted,
+                                           "postgres_stopped": case_postgres_stopped}
 
 
 def main() -> int:

@@ -100,3 +100,13 @@ def test_redis_killed_and_restarted_keeps_the_queue_and_the_next_call_works(
     assert "童周岭村" in r["offer_to"]  # the first to join is offered first
     assert r["second_screen"] == "queue" and r["second_position"] == "0"
     assert r["clerk_face_frames"] >= 10
+
+
+def test_postgres_stopped_for_30_s_loses_nothing(
+        hosts: tuple[netns.Lab, netns.Host, netns.Host, netns.Host], tmp_path: Path) -> None:
+    r = run_case(hosts, "postgres_stopped", tmp_path, {"MEDIA_SEGMENT_S": "5"})
+    assert "没有保存" in r["refusal"] and r["form_kept"]  # told, and nothing to type again
+    assert r["kiosk_screen_during"] == "call" and r["frames_during"] >= 10
+    assert r["case_no"] and r["case_status"] == "in_review"
+    assert r["segments"] == list(range(len(r["segments"]))) and len(r["segments"]) >= 6
+    assert r["chain_ok"]  # segments closed while the database was away are in the chain
