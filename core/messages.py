@@ -170,6 +170,9 @@ class CallAssigned(BaseModel):
     clerk_username: str
     clerk_name: str
     media: MediaJoin | None  # None while no media worker is available
+    # The call moved to another media worker (its own died): join again even if the
+    # old connection still looks alive.
+    rejoin: bool = False
 
 
 class CallInvite(BaseModel):

@@ -37,6 +37,7 @@ from media.capture import pick_sharpest
 from media.composite import Watermark
 from media.ice import rtc_configuration
 from media.recording import GENESIS, ClosedSegment, Recorder, chain_hash
+from media.recording_resume import resume
 from media.verification_pool import VerificationPool
 
 log = logging.getLogger(__name__)
@@ -114,14 +115,20 @@ class Hub:
                 raise HubError(410, "call_ended", "通话已结束")
             call = Call(call_id, rtc_configuration(self.ice_servers), self.clock)
             if self.settings.media_record:
-                call.recorder = self._recorder(call, placed)
+                # A call taken over from a dead worker goes on with its recording's chain.
+                resumed = await resume(self.engine, self.settings.storage_root, call_id)
+                self._chain[call_id] = resumed.chain
+                call.recorder = self._recorder(call, placed, resumed.next_seq)
                 call.recorder.start()
-                await self._set_call(call_id, recording_started_at=_utc(call.recorder.started_at))
+                if resumed.next_seq == 0:
+                    await self._set_call(call_id,
+                                         recording_started_at=_utc(call.recorder.started_at))
             self.calls[call_id] = call
             await registry.adopt_call(self.redis, self.settings.media_id, call_id)
             return call
 
-    def _recorder(self, call: Call, placed: registry.PlacedCall | None) -> Recorder:
+    def _recorder(self, call: Call, placed: registry.PlacedCall | None,
+                  first_seq: int) -> Recorder:
         folder = self.settings.storage_root / "recordings" / call.call_id
         mark = Watermark(
             case_no=(placed.case_no if placed else "") or call.call_id,
@@ -136,6 +143,7 @@ class Hub:
             call.slots, folder, mark, fps=self.settings.media_record_fps,
             segment_s=self.settings.media_segment_s,
             fragment_s=self.settings.media_fragment_s, on_segment=on_segment,
+            first_seq=first_seq,
         )
 
     async def _record_segment(self, call_id: str, closed: ClosedSegment) -> None:

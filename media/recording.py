@@ -91,12 +91,13 @@ class RecordingStats:
 class SegmentWriter:
     """Thread side: owns the PyAV containers; every method runs in the encoder thread."""
 
-    def __init__(self, folder: Path, fps: int, segment_s: float, fragment_s: float) -> None:
+    def __init__(self, folder: Path, fps: int, segment_s: float, fragment_s: float,
+                 first_seq: int = 0) -> None:
         self.folder = folder
         self.fps = fps
         self.segment_frames = max(1, round(segment_s * fps))
         self.gop = max(1, round(fragment_s * fps))
-        self.seq = -1
+        self.seq = first_seq - 1  # a recording taken over from a dead worker goes on
         self._container: Any = None
         self._video: Any = None
         self._audio: Any = None
@@ -213,12 +214,12 @@ class Recorder:
 
     def __init__(
         self, slots: dict[str, Slot], folder: Path, watermark: Watermark, *, fps: int,
-        segment_s: float, fragment_s: float, on_segment: OnSegment,
+        segment_s: float, fragment_s: float, on_segment: OnSegment, first_seq: int = 0,
     ) -> None:
         self._slots = slots
         self._watermark = watermark
         self._fps = fps
-        self._writer = SegmentWriter(folder, fps, segment_s, fragment_s)
+        self._writer = SegmentWriter(folder, fps, segment_s, fragment_s, first_seq)
         self._on_segment = on_segment
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
         self._latest: dict[str, VideoFrame] = {}

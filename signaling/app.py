@@ -136,8 +136,8 @@ def _resources(clock: Clock, placement: PlacementFactory
         await catalogue.load(engine)
         node = app[NODE] = SignalingNode(
             settings, redis, catalogue, placement(settings, redis, engine, http, clock), clock)
-        watch = MediaWatch(redis, engine, lambda call_id, reason: node.calls.end(call_id,
-                                                                                 reason))
+        watch = MediaWatch(redis, engine, lambda call_id, reason: node.calls.end(call_id, reason),
+                           node.calls.move)
         await node.start()
         node.loops.every("media-watch", WATCH_INTERVAL_S, watch.once)
         try:

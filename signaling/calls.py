@@ -17,7 +17,7 @@ from signaling.auth import Session
 from signaling.client_error import ClientError
 from signaling.delivery import Delivery
 from signaling.offers import Offers, new_id
-from signaling.placement import CallPlacement, CallStart
+from signaling.placement import CallPlacement, CallRole, CallStart
 from signaling.positions import Positions
 from signaling.queue_records import AcceptResult, CallRecord, OfferRecord, Ticket
 from signaling.queue_store import QueueStore
@@ -105,6 +105,29 @@ class Calls:
         for clerk in call.clerks():
             await self.delivery.to_clerk(clerk, ended)
         await self.offers.push_clerk_state(call.clerk)
+
+    async def move(self, call_id: str, dead_worker: str) -> bool:
+        """The call's media worker died: the call goes on on another worker with the same
+        people, who are told to join it there. False when no worker can take it."""
+        call = await self.store.call(call_id)
+        if call is None or not call.active:
+            return False
+        roles: dict[str, CallRole] = {call.terminal_id: "terminal", call.clerk: "clerk"}
+        if call.second_clerk:
+            roles[call.second_clerk] = "second_clerk"
+        joins = await self.placement.move_call(CallStart(
+            call_id=call.call_id, ticket_id=call.ticket_id, item_code=call.item_code,
+            terminal_id=call.terminal_id, terminal_name=call.terminal_name,
+            clerk_username=call.clerk, clerk_name=call.clerk_name), roles, dead_worker)
+        if joins is None:
+            return False
+        for who, role in roles.items():
+            message = call_message(call, joins[who]).model_copy(update={"rejoin": True})
+            if role == "terminal":
+                await self.delivery.to_terminal(who, message)
+            else:
+                await self.delivery.to_clerk(who, message)
+        return True
 
     async def invite(self, session: Session, call_id: str, username: str) -> None:
         """三方连线: the call's clerk invites another clerk who is online."""

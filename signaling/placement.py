@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 
 import aiohttp
 import redis.asyncio as aioredis
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -55,6 +56,9 @@ class CallPlacement(Protocol):
 
     async def call_action(self, call_id: str, action: str, actor: str,
                           body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def move_call(self, call: CallStart, participants: dict[str, CallRole],
+                        dead_worker: str) -> dict[str, MediaJoin] | None: ...
 
 
 def ice_servers(settings: Settings, participant_id: str, now: float) -> list[IceServer]:
@@ -121,6 +125,30 @@ class WorkerPlacement:
             call.clerk_username: media_join(self.settings, worker.url, call.call_id,
                                             call.clerk_username, "clerk", now),
         }
+
+    async def move_call(self, call: CallStart, participants: dict[str, CallRole],
+                        dead_worker: str) -> dict[str, MediaJoin] | None:
+        """Place a call whose worker died on another live one; join info per participant
+        (participant id → role), or None when no other worker can take it."""
+        live, _ = await registry.live_workers(self.redis)
+        worker = registry.pick_worker([w for w in live if w.worker_id != dead_worker],
+                                      self.settings.media_load_threshold)
+        if worker is None:
+            return None
+        now = self.clock()
+        await registry.place_call(self.redis, registry.PlacedCall(
+            call_id=call.call_id, worker_id=worker.worker_id, worker_url=worker.url,
+            state=CallState.ACTIVE, terminal_id=call.terminal_id,
+            terminal_name=call.terminal_name, clerk_username=call.clerk_username,
+            clerk_name=call.clerk_name, case_no=call.call_id, item_code=call.item_code,
+            started_at=now))
+        async with self.engine.begin() as conn:
+            await conn.execute(update(media_calls).where(media_calls.c.call_id == call.call_id)
+                               .values(worker_id=worker.worker_id))
+        log.warning("call moved to another media worker", extra={
+            "call": call.call_id, "from": dead_worker, "to": worker.worker_id})
+        return {pid: media_join(self.settings, worker.url, call.call_id, pid, role, now)
+                for pid, role in participants.items()}
 
     async def join_for(self, call_id: str, participant_id: str,
                        role: str) -> MediaJoin | None:

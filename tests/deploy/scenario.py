@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -300,6 +301,71 @@ def case_postgres_stopped(run: Run) -> None:
                                   for s in segments])
 
 
+def segment_plays(path: Path) -> bool | str:
+    """True when the segment's first picture decodes, else what went wrong."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return next(container.decode(video=0), None) is not None or "no picture"
+    except av.FFmpegError as exc:
+        return f"{type(exc).__name__}: {exc} ({path.stat().st_size} bytes)"
+
+
+def case_media_killed(run: Run) -> None:
+    """kill -9 the media worker of a call: both sides are told and join the call on the
+    other worker, with the same clerk, without queueing again; the recording of both parts
+    plays and is one chain."""
+    r, district = run.result, run.district
+    seen: dict[str, float] = {}
+    kiosk, clerk = run.kiosk(), run.clerk()
+    kiosk_join(kiosk)
+    clerk_ready(clerk)
+    wait_offer(clerk)
+    clerk.click("#accept")
+    kiosk.wait_for_selector("#screen-call:not([hidden])", timeout=20000)
+    frames_advance(clerk, "face")
+    call_id = clerk.evaluate("window.__console.call.call_id")
+    worker = db_rows(district, f"select worker_id from media_calls where call_id = '{call_id}'"
+                     )[0]["worker_id"]
+    time.sleep(3)  # some recording on the first worker
+    killed_at = time.monotonic()
+    district.kill(worker)
+    def told() -> bool:
+        for name, page, probe in (("kiosk", kiosk, "window.__kiosk.call?.rejoin"),
+                                  ("clerk", clerk, "window.__console.call?.rejoin")):
+            if name not in seen and page.evaluate(f"!!({probe})"):
+                seen[name] = time.monotonic()
+        return {"kiosk", "clerk"} <= set(seen)
+
+    wait_until("both told", told, 25, 0.1)
+    r["kiosk_told_s"] = round(seen["kiosk"] - killed_at, 1)
+    r["clerk_told_s"] = round(seen["clerk"] - killed_at, 1)
+    r["clerk_face_frames_after"] = frames_advance(clerk, "face", timeout_s=30)
+    r["kiosk_clerk_frames_after"] = frames_advance(kiosk, "clerk", timeout_s=30)
+    r["same_call"] = clerk.evaluate("window.__console.call.call_id") == call_id
+    r["kiosk_screen"] = kiosk.evaluate("document.body.dataset.screen")
+    moved_to = db_rows(district, f"select worker_id from media_calls where call_id = '{call_id}'"
+                       )[0]["worker_id"]
+    r["moved"] = moved_to != worker
+    time.sleep(3)  # some recording on the second worker
+    clerk.click("#hangup")
+    clerk.wait_for_selector("#wrapup:not([hidden])", timeout=20000)
+    wait_until("recording closed", lambda: db_rows(
+        district, f"select recording_ended_at from media_calls where call_id = '{call_id}'"
+    )[0]["recording_ended_at"] is not None, 30)
+    segments = db_rows(district, "select seq, path, sha256, prev_hash, chain_hash from "
+                       f"recording_segments where call_id = '{call_id}' order by seq")
+    from media.recording import verify_chain
+
+    r["segments"] = [s["seq"] for s in segments]
+    r["chain_ok"] = verify_chain([(s["sha256"], s["prev_hash"], s["chain_hash"])
+                                  for s in segments])
+    storage = district.folder / "storage"
+    r["segments_play"] = [segment_plays(storage / s["path"]) for s in segments]
+    shutil.copytree(storage / "recordings" / call_id, run.out / "recording")
+
+
 def district_redis_has_task(district: District, case_no: str) -> bool:
     import redis
 
@@ -308,7 +374,8 @@ def district_redis_has_task(district: District, case_no: str) -> bool:
     assert district.redis is not None
     client = redis.Redis.from_url(district.redis.url, decode_responses=True)
     try:
-        return any(m.startswith(case_no) for m in client.smembers(keys.approval_queued()))
+        return any(str(m).startswith(case_no)
+                   for m in client.smembers(keys.approval_queued()))
     finally:
         client.close()
 
@@ -330,7 +397,8 @@ CASES: dict[str, Callable[[Run], None]] = {"visit": case_visit,
                                            "visit_turn_only": case_visit_turn_only,
                                            "signaling_killed": case_signaling_killed,
                                            "redis_restarted": case_redis_restarted,
-                                           "postgres_stopped": case_postgres_stopped}
+                                           "postgres_stopped": case_postgres_stopped,
+                                           "media_killed": case_media_killed}
 
 
 def main() -> int:

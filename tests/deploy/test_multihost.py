@@ -110,3 +110,13 @@ def test_postgres_stopped_for_30_s_loses_nothing(
     assert r["case_no"] and r["case_status"] == "in_review"
     assert r["segments"] == list(range(len(r["segments"]))) and len(r["segments"]) >= 6
     assert r["chain_ok"]  # segments closed while the database was away are in the chain
+
+
+def test_a_killed_media_worker_s_call_goes_on_on_the_other_worker(
+        hosts: tuple[netns.Lab, netns.Host, netns.Host, netns.Host], tmp_path: Path) -> None:
+    r = run_case(hosts, "media_killed", tmp_path, {"MEDIA_SEGMENT_S": "2"})
+    assert r["moved"] and r["same_call"] and r["kiosk_screen"] == "call"
+    assert r["kiosk_told_s"] <= 10 and r["clerk_told_s"] <= 10  # the promise
+    assert r["clerk_face_frames_after"] >= 10 and r["kiosk_clerk_frames_after"] >= 10
+    assert r["segments"] == list(range(len(r["segments"]))) and len(r["segments"]) >= 3
+    assert r["chain_ok"] and all(p is True for p in r["segments_play"]), r["segments_play"]

@@ -17,7 +17,7 @@ from core.states import ClerkActivity, ClerkStatus, TicketState
 from signaling.auth import Session
 from signaling.catalogue import Catalogue
 from signaling.node import SignalingNode
-from signaling.placement import CallStart
+from signaling.placement import CallRole, CallStart
 from testkit.clock import SteppedClock
 from testkit.demo_catalogue import DEMO_ITEMS
 
@@ -47,6 +47,10 @@ class NoMedia:
     async def call_action(self, call_id: str, action: str, actor: str,
                           body: dict[str, Any]) -> dict[str, Any]:
         return {"error": {"code": "no_media", "message": "通话没有媒体服务"}}
+
+    async def move_call(self, call: CallStart, participants: dict[str, CallRole],
+                        dead_worker: str) -> dict[str, MediaJoin] | None:
+        return None
 
 
 def node_at(settings: Settings, redis: aioredis.Redis, clock: SteppedClock) -> SignalingNode:

@@ -72,7 +72,8 @@ async function openCamera() {
 
 async function callAssigned(msg) {
   const same = state.call?.call_id === msg.call_id;
-  if (same && state.pc && ["connected", "connecting", "new"].includes(state.pc.connectionState)) return;
+  if (same && state.pc && ["connected", "connecting", "new"].includes(state.pc.connectionState)
+      && !msg.rejoin) return;  // a snapshot of the call we are in (rejoin: it moved worker)
   state.call = { ...msg, second: msg.clerk_username !== state.me.who };
   if (!same) { state.scans = []; $("thumbs").replaceChildren(); }
   $("call-title").textContent = state.call.second
