@@ -68,6 +68,21 @@ def render_watermark(lines: tuple[str, ...]) -> Rgb:
     return np.asarray(image, dtype=np.uint8)
 
 
+GAP_TEXT = "画面中断"
+GAP_BACKGROUND = (96, 16, 16)
+
+
+@lru_cache(maxsize=8)
+def gap_tile(w: int, h: int) -> I420:
+    """What a box shows while its camera sends nothing (a cut link): dark red, in words."""
+    image = Image.new("RGB", (w, h), GAP_BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    box = draw.textbbox((0, 0), GAP_TEXT, font=_font())
+    draw.text(((w - (box[2] - box[0])) // 2, (h - (box[3] - box[1])) // 2), GAP_TEXT,
+              fill=(255, 255, 255), font=_font())
+    return to_i420(np.asarray(image, dtype=np.uint8))
+
+
 def to_i420(image: Rgb) -> I420:
     return np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from fractions import Fraction
 from typing import Any, Protocol
 
@@ -25,6 +25,19 @@ log = logging.getLogger(__name__)
 VIDEO_BACKLOG = 15  # half a second of 30 fps video waiting for the sender
 AUDIO_BACKLOG = 10  # 200 ms of 20 ms audio frames
 PLI_MIN_INTERVAL_S = 0.3  # a burst of losses asks the source once, not per consumer
+# Once a key frame is asked for, ask again only after this unless one came: on a slow
+# link a key frame takes a second or more to arrive, and asking on every undecodable frame
+# (as aiortc's receiver does) makes the sender encode nothing but key frames.
+PLI_PATIENCE_S = 1.5
+
+
+def may_ask_keyframe(now: float, last_asked: float | None, keyframe_since: bool) -> bool:
+    """Whether to send a picture-loss request now (pure)."""
+    if last_asked is None:
+        return True
+    if keyframe_since:
+        return now - last_asked >= PLI_MIN_INTERVAL_S
+    return now - last_asked >= PLI_PATIENCE_S
 
 
 def negotiated_codec(transceiver: RTCRtpTransceiver) -> str | None:
@@ -66,8 +79,12 @@ class EncodedFeed:
         self.codec = codec
         self._receiver = receiver
         self._subscribers: set[EncodedSubscriber] = set()
-        self._last_pli = 0.0
+        self._last_pli: float | None = None
+        self._keyframe_since_pli = False
         self._pli_tasks: set[asyncio.Task[None]] = set()
+        self._send_pli: Callable[[int], Coroutine[Any, Any, None]] = receiver._send_rtcp_pli
+        if kind == "video":
+            self._throttle_receiver_pli(receiver)
         # The decoder thread reads this very queue object, so wrap its put in place.
         decoder_queue: Any = getattr(receiver, "_RTCRtpReceiver__decoder_queue", None)
         if decoder_queue is None or not hasattr(decoder_queue, "put"):
@@ -86,7 +103,27 @@ class EncodedFeed:
 
         decoder_queue.put = put
 
+    def _throttle_receiver_pli(self, receiver: RTCRtpReceiver) -> None:
+        """aiortc's receiver asks for a key frame on every decoding error: pass those
+        requests through the same patience as ours."""
+        send_pli = self._send_pli
+
+        async def throttled(media_ssrc: int) -> None:
+            if self._may_ask(time.monotonic()):
+                await send_pli(media_ssrc)
+
+        receiver._send_rtcp_pli = throttled  # type: ignore[method-assign]
+
+    def _may_ask(self, now: float) -> bool:
+        if not may_ask_keyframe(now, self._last_pli, self._keyframe_since_pli):
+            return False
+        self._last_pli = now
+        self._keyframe_since_pli = False
+        return True
+
     def _deliver(self, codec: str, frame: Any) -> None:
+        if self.kind == "video" and is_keyframe(codec, frame.data):
+            self._keyframe_since_pli = True
         for subscriber in list(self._subscribers):
             subscriber.offer(codec, frame.data, int(frame.timestamp))
 
@@ -107,17 +144,15 @@ class EncodedFeed:
         self._subscribers.discard(subscriber)
 
     def request_keyframe(self) -> None:
-        now = time.monotonic()
-        if self.kind != "video" or now - self._last_pli < PLI_MIN_INTERVAL_S:
+        if self.kind != "video" or not self._may_ask(time.monotonic()):
             return
-        self._last_pli = now
         sources = self._receiver.getSynchronizationSources()
         if not sources:
             return  # nothing received yet: its first frame is a key frame anyway
         # A retransmission stream's SSRC is not the picture's: name the media SSRC.
         rtx: dict[int, int] = getattr(self._receiver, "_RTCRtpReceiver__rtx_ssrc", {})
         ssrc = rtx.get(sources[0].source, sources[0].source)
-        task = asyncio.get_running_loop().create_task(self._receiver._send_rtcp_pli(ssrc))
+        task = asyncio.get_running_loop().create_task(self._send_pli(ssrc))
         self._pli_tasks.add(task)
         task.add_done_callback(self._pli_tasks.discard)
 

@@ -37,6 +37,7 @@ from media.composite import (
     WIDTH,
     Watermark,
     compose,
+    gap_tile,
     watermark_i420,
 )
 from media.slots import Slot
@@ -44,6 +45,7 @@ from media.slots import Slot
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 48000
+STALE_S = 1.0  # a camera silent this long is shown as a gap in the recording
 AUDIO_MAX_BACKLOG_S = 0.3  # older microphone audio is dropped: bounded latency and memory
 GENESIS = "0" * 64
 
@@ -86,6 +88,7 @@ class RecordingStats:
     frames_written: int = 0
     frames_dropped: int = 0
     segments: int = 0
+    gap_frames: int = 0  # frames drawn with a "画面中断" tile: a camera stopped sending
 
 
 class SegmentWriter:
@@ -223,6 +226,7 @@ class Recorder:
         self._on_segment = on_segment
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
         self._latest: dict[str, VideoFrame] = {}
+        self._seen_at: dict[str, float] = {}  # loop time of each camera's latest frame
         self._mics: dict[str, _Mic] = {name: _Mic() for name in AUDIO_SLOTS}
         self._tasks: list[asyncio.Task[None]] = []
         self._segment_tasks: list[asyncio.Task[None]] = []
@@ -257,6 +261,7 @@ class Recorder:
 
     def _keep_video(self, name: str, frame: Any) -> None:
         self._latest[name] = frame
+        self._seen_at[name] = asyncio.get_running_loop().time()
 
     def _keep_audio(self, name: str, frame: Any) -> None:
         self._mics[name].push(_mono(frame))
@@ -294,16 +299,24 @@ class Recorder:
                 self.stats.frames_dropped += 1
                 index += 1
                 continue
-            frames = dict(self._latest)
+            now = loop.time()
+            # A camera that sent before and stopped (a cut link) is marked, not frozen.
+            gaps = frozenset(n for n, at in self._seen_at.items() if now - at > STALE_S)
+            if gaps:
+                self.stats.gap_frames += 1
+            frames = {n: f for n, f in self._latest.items() if n not in gaps}
             wall = self.started_at + index / self._fps
             self._pending += 1
-            future = loop.run_in_executor(self._pool, self._encode, index, wall, frames, pcm)
+            future = loop.run_in_executor(self._pool, self._encode, index, wall, frames, pcm,
+                                          gaps)
             future.add_done_callback(self._encoded)
             index += 1
 
     def _encode(self, index: int, wall: float, frames: dict[str, VideoFrame],
-                pcm: npt.NDArray[np.int16]) -> ClosedSegment | None:
+                pcm: npt.NDArray[np.int16], gaps: frozenset[str]) -> ClosedSegment | None:
         def scaled(name: str, box: tuple[int, int, int, int]) -> I420 | None:
+            if name in gaps:
+                return gap_tile(box[2], box[3])
             frame = frames.get(name)
             if frame is None:
                 return None

@@ -28,13 +28,16 @@ from typing import Any
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from testkit.demo import DEMO_TERMINALS
-from testkit.district import District
+from testkit.district import MEDIA_PORTS, District
+from testkit.localstack import direct
+from testkit.udp_delay import UdpDelayRelay
 from tests.e2e.pages import clerk_ready, frames_advance, kiosk_join, wait_offer, wait_until
 from tests.e2e.stack import TERMINAL_TOKEN, chromium_args, make_y4m
 
 VILLAGE_ADDRESS, DISTRICT_VILLAGE_SIDE = "192.0.2.2", "192.0.2.1"
 OFFICE_ADDRESS, DISTRICT_OFFICE_SIDE = "198.51.100.2", "198.51.100.1"
 VALID_ID = "420115196503120027"
+RELAY_PORT = 3479  # the delaying relay in front of coturn
 
 
 @dataclass
@@ -366,6 +369,135 @@ def case_media_killed(run: Run) -> None:
     shutil.copytree(storage / "recordings" / call_id, run.out / "recording")
 
 
+STATS_JS = """async () => {
+  const pc = (window.__console || {}).pc; if (!pc) return null;
+  const t = pc.getTransceivers(); const out = {at: performance.now() / 1000};
+  (await t[0].receiver.getStats()).forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video') Object.assign(out, {
+      frames: s.framesDecoded || 0, freezes: s.freezeCount || 0,
+      freeze_s: s.totalFreezesDuration || 0, lost: s.packetsLost || 0,
+      received: s.packetsReceived || 0});
+  });
+  (await t[3].receiver.getStats()).forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') Object.assign(out, {
+      samples: s.totalSamplesReceived || 0, concealed: s.concealedSamples || 0});
+  });
+  return out; }"""
+
+
+OUT_JS = """async () => {
+  const pc = (window.__kiosk || {}).pc; if (!pc) return null;
+  const out = {};
+  (await pc.getTransceivers()[0].sender.getStats()).forEach((s) => {
+    if (s.type === 'outbound-rtp') Object.assign(out, {enc: s.framesEncoded, sent: s.framesSent,
+      kbps_target: Math.round((s.targetBitrate || 0) / 1000), key: s.keyFramesEncoded,
+      pli: s.pliCount, nack: s.nackCount, limit: s.qualityLimitationReason,
+      w: s.frameWidth});
+    if (s.type === 'candidate-pair' && s.nominated) Object.assign(out, {
+      avail_kbps: Math.round((s.availableOutgoingBitrate || 0) / 1000),
+      rtt: s.currentRoundTripTime});
+  });
+  return out; }"""
+
+
+def link_phase(clerk: Page, seconds: float) -> dict[str, float]:
+    """What the clerk received of the applicant's face and voice over `seconds`."""
+    a = clerk.evaluate(STATS_JS)
+    time.sleep(seconds)
+    b = clerk.evaluate(STATS_JS)
+    dt = b["at"] - a["at"]
+    packets = (b["received"] - a["received"]) + (b["lost"] - a["lost"])
+    samples = max(1, b["samples"] - a["samples"])
+    return {"fps": round((b["frames"] - a["frames"]) / dt, 1),
+            "freezes": b["freezes"] - a["freezes"],
+            "freeze_s": round(b["freeze_s"] - a["freeze_s"], 2),
+            "video_loss_pct": round(100 * (b["lost"] - a["lost"]) / max(1, packets), 1),
+            "audio_concealed_pct": round(100 * (b["concealed"] - a["concealed"]) / samples, 1)}
+
+
+def village_device(run: Run) -> str:
+    out = subprocess.run(["ip", "netns", "exec", run.village, "ip", "-o", "link"],
+                         capture_output=True, text=True, check=True).stdout
+    return next(line.split(":")[1].strip().split("@")[0] for line in out.splitlines()
+                if ": lo:" not in line)
+
+
+def case_poor_link(run: Run) -> None:
+    """The village uplink capped at 1 Mbit/s, then 5 % loss, then 200 ms more delay (a
+    user-space relay in front of TURN), then cut for 5 s: the call stays usable, comes back
+    by itself, and the recording marks the gap."""
+    r, v = run.result, run.village
+    relay = UdpDelayRelay((DISTRICT_VILLAGE_SIDE, RELAY_PORT), (DISTRICT_VILLAGE_SIDE, 3478))
+    relay.start()
+    # Only TURN (through the relay) gets through: every byte of media takes the bad link.
+    on_host(v, "iptables", "-A", "OUTPUT", "-p", "udp", "-d", DISTRICT_VILLAGE_SIDE,
+            "!", "--dport", str(RELAY_PORT), "-j", "DROP")
+    try:
+        kiosk, clerk = call_up(run)
+        frames_advance(clerk, "face")
+        phases: dict[str, dict[str, float]] = {"clean": link_phase(clerk, 8)}
+        dev = village_device(run)
+        on_host(v, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", "1mbit",
+                "burst", "32kbit", "latency", "400ms")
+        phases["1mbit"] = link_phase(clerk, 10)
+        loss = ["OUTPUT", "-p", "udp", "-m", "statistic", "--mode", "random",
+                "--probability", "0.05", "-j", "DROP"]
+        on_host(v, "iptables", "-A", *loss)
+        phases["1mbit_loss5"] = link_phase(clerk, 10)
+        # A constant 200 ms more on top, from the start of a call (as on a long link: the
+        # bandwidth estimate starts from it rather than seeing a sudden jump).
+        clerk.click("#hangup")
+        clerk.wait_for_selector("#wrapup:not([hidden])", timeout=20000)
+        clerk.click("#wrapup-done")
+        kiosk.wait_for_selector("#screen-ended:not([hidden])", timeout=20000)
+        kiosk.click("#ended-home")
+        relay.set_delay(0.2, 0.0)
+        kiosk_join(kiosk)
+        wait_offer(clerk, 30)
+        clerk.click("#accept")
+        kiosk.wait_for_selector("#screen-call:not([hidden])", timeout=30000)
+        time.sleep(5)  # the call settles on the slow link
+        phases["1mbit_loss5_delay200"] = link_phase(clerk, 10)
+        r["phases"] = phases
+        relay.set_delay(0.0, 0.0)
+        on_host(v, "iptables", "-D", *loss)
+        on_host(v, "tc", "qdisc", "del", "dev", dev, "root")
+        r["frames_after_bad_link"] = frames_advance(clerk, "face", timeout_s=90)
+        call_id = clerk.evaluate("window.__console.call.call_id")
+        for page, probe in ((kiosk, "window.__kiosk"), (clerk, "window.__console")):
+            page.evaluate("""(probe) => { const t0 = performance.now(); window.__states = [];
+              const pc = eval(probe).pc;
+              pc.addEventListener('connectionstatechange', () => window.__states.push(
+                [Math.round(performance.now() - t0), pc.connectionState])); }""", probe)
+        # The link cut for 5 s, both ways.
+        for chain, way in (("OUTPUT", "-d"), ("INPUT", "-s")):
+            on_host(v, "iptables", "-I", chain, "1", way, DISTRICT_VILLAGE_SIDE, "-j", "DROP")
+        time.sleep(5)
+        for chain, way in (("OUTPUT", "-d"), ("INPUT", "-s")):
+            on_host(v, "iptables", "-D", chain, way, DISTRICT_VILLAGE_SIDE, "-j", "DROP")
+        back = time.monotonic()
+        frames_advance(clerk, "face", timeout_s=60)
+        r["back_after_cut_s"] = round(time.monotonic() - back, 1)
+        r["states_after_cut"] = {"kiosk": kiosk.evaluate("window.__states"),
+                                 "clerk": clerk.evaluate("window.__states")}
+        r["kiosk_sender_after_cut"] = kiosk.evaluate(OUT_JS)
+        r["kiosk_screen_after_cut"] = kiosk.evaluate("document.body.dataset.screen")
+        r["kiosk_clerk_frames_after_cut"] = frames_advance(kiosk, "clerk", timeout_s=60)
+        r["gap_frames"] = recording_gap_frames(run.district, call_id)
+        r["same_call"] = clerk.evaluate("window.__console.call.call_id") == call_id
+    finally:
+        relay.stop()
+
+
+def recording_gap_frames(district: District, call_id: str) -> int:
+    """Frames the call's recording drew as a gap, from its worker's health page."""
+    for port in MEDIA_PORTS.values():
+        with contextlib.suppress(OSError, KeyError, TypeError), direct.open(
+                f"http://127.0.0.1:{port}/health", timeout=5) as resp:
+            return int(json.load(resp)["calls_detail"][call_id]["recording"]["gap_frames"])
+    return -1
+
+
 def district_redis_has_task(district: District, case_no: str) -> bool:
     import redis
 
@@ -398,7 +530,8 @@ CASES: dict[str, Callable[[Run], None]] = {"visit": case_visit,
                                            "signaling_killed": case_signaling_killed,
                                            "redis_restarted": case_redis_restarted,
                                            "postgres_stopped": case_postgres_stopped,
-                                           "media_killed": case_media_killed}
+                                           "media_killed": case_media_killed,
+                                           "poor_link": case_poor_link}
 
 
 def main() -> int:

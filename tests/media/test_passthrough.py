@@ -8,7 +8,14 @@ from typing import Any
 import av
 import numpy as np
 
-from media.passthrough import EncodedSubscriber, TimestampBridge, is_keyframe
+from media.passthrough import (
+    PLI_MIN_INTERVAL_S,
+    PLI_PATIENCE_S,
+    EncodedSubscriber,
+    TimestampBridge,
+    is_keyframe,
+    may_ask_keyframe,
+)
 
 
 def _encode(codec_name: str, frames: int) -> list[bytes]:
@@ -85,3 +92,11 @@ def test_timestamps_go_on_when_the_source_is_replaced() -> None:
     assert [bridge.map(t) for t in (0, 3000, 6000)] == [0, 3000, 6000]
     bridge.restart()  # a rejoined sender starts its clock again
     assert [bridge.map(t) for t in (500, 3500)] == [9000, 12000]
+
+
+def test_a_key_frame_is_asked_for_again_only_after_patience_unless_one_came() -> None:
+    assert may_ask_keyframe(10.0, None, False)
+    assert not may_ask_keyframe(10.5, 10.0, False)  # the one asked for is still coming
+    assert may_ask_keyframe(10.0 + PLI_PATIENCE_S, 10.0, False)
+    assert not may_ask_keyframe(10.1, 10.0, True)  # one came: a short pause still applies
+    assert may_ask_keyframe(10.0 + PLI_MIN_INTERVAL_S, 10.0, True)

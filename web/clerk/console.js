@@ -3,7 +3,7 @@
 
 import { api, plain, readJson } from "/web/common/api.js";
 import { checkIdNumber } from "/web/common/idnumber.js";
-import { joinCall, leaveCall, playAudio, showTrack } from "/web/common/media.js";
+import { joinCall, leaveCall, playAudio, showTrack, whenLost } from "/web/common/media.js";
 import { Signal } from "/web/common/socket.js";
 
 const $ = (id) => document.getElementById(id);
@@ -103,6 +103,8 @@ async function startMedia(msg) {
     ], { onState: (s) => mediaState(msg, s) });
     if (state.call?.call_id !== msg.call_id) { pc.close(); return; }
     state.pc = pc;
+    // Lost (failed, or disconnected a while): a fresh snapshot rejoins with a fresh token.
+    whenLost(pc, () => { if (state.call?.call_id === msg.call_id) signal.ws?.close(); });
     showTrack($("face-video"), remotes[0], "face");
     showTrack($("doc-video"), remotes[1], "document");
     showTrack($("second-video"), remotes[2], "second");
@@ -118,7 +120,6 @@ async function startMedia(msg) {
 function mediaState(msg, s) {
   $("media-state").textContent = { connected: "视频已接通", connecting: "正在接通视频",
     disconnected: "视频不稳定", failed: "视频断了", closed: "" }[s] || "";
-  if (s === "failed" && state.call?.call_id === msg.call_id) signal.ws?.close();
 }
 
 function stopMedia() {

@@ -2,6 +2,35 @@
 // The m-line order is the contract with the worker (media/slots.py PLANS).
 
 const GATHER_LIMIT_MS = 3000;
+// The browser never sends video below this, nor starts lower: after a cut link or a
+// sudden delay its bandwidth estimate would otherwise fall to ~30 kbit/s and take tens of
+// seconds to climb back (the worker's congestion feedback is REMB, not transport-cc).
+const VIDEO_MIN_KBPS = 150;
+const VIDEO_START_KBPS = 500;
+
+// Chromium takes its sending limits from the remote description's fmtp of the codec.
+export function withBitrateFloor(sdp) {
+  const out = [];
+  const video = new Set();
+  for (const line of sdp.split("\r\n")) {
+    const m = /^a=rtpmap:(\d+) (VP8|VP9|H264)\//i.exec(line);
+    if (m) video.add(m[1]);
+  }
+  const hints = `x-google-min-bitrate=${VIDEO_MIN_KBPS};x-google-start-bitrate=${VIDEO_START_KBPS}`;
+  for (const line of sdp.split("\r\n")) {
+    const f = /^a=fmtp:(\d+) (.*)$/.exec(line);
+    if (f && video.has(f[1]) && !f[2].includes("x-google-min-bitrate")) {
+      out.push(`a=fmtp:${f[1]} ${f[2]};${hints}`);
+      continue;
+    }
+    out.push(line);
+    const r = /^a=rtpmap:(\d+) /.exec(line);
+    if (r && video.has(r[1]) && !sdp.includes(`a=fmtp:${r[1]} `)) {
+      out.push(`a=fmtp:${r[1]} ${hints}`);
+    }
+  }
+  return out.join("\r\n");
+}
 
 function iceComplete(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
@@ -14,7 +43,9 @@ function iceComplete(pc) {
   });
 }
 
-// lines: [{kind, track|null}] in the role's plan order; a null track means receive only.
+// lines: [{kind, track|null, priority?}] in the role's plan order; a null track means
+// receive only. `priority` "high" / "low" tells the browser what to keep on a weak link
+// (the face over the document camera); video keeps its frame rate and gives up resolution.
 // Returns {pc, remotes: [MediaStreamTrack per line]}.
 export async function joinCall(media, lines, { onState = () => {} } = {}) {
   const pc = new RTCPeerConnection({
@@ -23,8 +54,11 @@ export async function joinCall(media, lines, { onState = () => {} } = {}) {
     })),
   });
   const remotes = lines.map((line) => {
+    const encodings = line.track && line.priority
+      ? [{ priority: line.priority, networkPriority: line.priority }] : undefined;
     const t = pc.addTransceiver(line.track || line.kind,
-      { direction: line.track ? "sendrecv" : "recvonly" });
+      { direction: line.track ? "sendrecv" : "recvonly", sendEncodings: encodings });
+    if (line.track?.kind === "video") line.track.contentHint = line.hint || "motion";
     return t.receiver.track;
   });
   pc.addEventListener("connectionstatechange", () => onState(pc.connectionState));
@@ -45,8 +79,21 @@ export async function joinCall(media, lines, { onState = () => {} } = {}) {
     pc.close();
     throw new Error(data?.error?.message || "视频服务暂时不可用");
   }
-  await pc.setRemoteDescription({ type: "answer", sdp: data.sdp });
+  await pc.setRemoteDescription({ type: "answer", sdp: withBitrateFloor(data.sdp) });
   return { pc, remotes };
+}
+
+// Calls onLost once when the media connection failed, or stayed "disconnected" for lostMs
+// (a cut link: browsers wait ~30 s before "failed"; a rejoin is quicker than that wait).
+export function whenLost(pc, onLost, lostMs = 4000) {
+  let timer = 0;
+  let done = false;
+  const lost = () => { if (!done) { done = true; onLost(); } };
+  pc.addEventListener("connectionstatechange", () => {
+    clearTimeout(timer);
+    if (pc.connectionState === "failed") lost();
+    else if (pc.connectionState === "disconnected") timer = setTimeout(lost, lostMs);
+  });
 }
 
 export async function leaveCall(media) {

@@ -10,7 +10,7 @@
 //   done_idle    seconds the outcome screen stays (default 120)
 
 import { api, plain } from "/web/common/api.js";
-import { joinCall, leaveCall, playAudio, showTrack } from "/web/common/media.js";
+import { joinCall, leaveCall, playAudio, showTrack, whenLost } from "/web/common/media.js";
 import { Signal } from "/web/common/socket.js";
 
 const $ = (id) => document.getElementById(id);
@@ -219,13 +219,14 @@ async function startMedia(msg) {
     const local = await openCameras();
     if (state.pc) state.pc.close();
     const { pc, remotes } = await joinCall(msg.media, [
-      { kind: "video", track: local.face },
-      { kind: "video", track: local.doc },
+      { kind: "video", track: local.face, priority: "high" },
+      { kind: "video", track: local.doc, priority: "low", hint: "detail" },
       { kind: "audio", track: local.mic },
       { kind: "audio", track: null },
-    ], { onState: (s) => mediaState(msg, s) });
+    ]);
     if (state.call?.call_id !== msg.call_id) { pc.close(); return; }
     state.pc = pc;
+    whenLost(pc, () => mediaLost(msg));
     showTrack($("clerk-video"), remotes[0], "clerk");
     showTrack($("second-video"), remotes[1], "second");
     showTrack($("self-video"), local.face, "self");
@@ -238,12 +239,11 @@ async function startMedia(msg) {
   } finally { state.joining = false; }
 }
 
-function mediaState(msg, s) {
-  if (s === "failed" && state.call?.call_id === msg.call_id) {
-    $("call-note").textContent = "视频断了，正在重新连接……";
-    // A fresh snapshot brings a fresh join token; the worker replaces the old connection.
-    signal.ws?.close();
-  }
+function mediaLost(msg) {
+  if (state.call?.call_id !== msg.call_id) return;
+  $("call-note").textContent = "视频断了，正在重新连接……";
+  // A fresh snapshot brings a fresh join token; the worker replaces the old connection.
+  signal.ws?.close();
 }
 
 function stopCall() {
