@@ -8,7 +8,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 

@@ -15,7 +15,9 @@ from core.evidence import (
 
 
 def recording(n: int) -> tuple[list[SegmentRecord], dict[int, str | None], SealFacts]:
-    rows, files, prev = [], {}, GENESIS
+    rows: list[SegmentRecord] = []
+    files: dict[int, str | None] = {}
+    prev = GENESIS
     for seq in range(n):
         sha = hashlib.sha256(f"segment {seq}".encode()).hexdigest()
         chained = chain_hash(prev, sha)
