@@ -122,12 +122,3 @@ def burn(picture: I420, width: int, height: int, mark: ViewerMark, at: float) ->
 def name_box(width: int, height: int) -> tuple[int, int, int, int]:
     """(x, y, w, h) of the viewer's name in a replayed picture."""
     return 0, height - BAND_H, NAME_W, BAND_H
-
-
-def expected_name_luma(mark: ViewerMark, width: int, height: int) -> npt.NDArray[np.uint8]:
-    """What the name box looks like over a black picture: what a check compares against."""
-    picture = np.zeros((height * 3 // 2, width), dtype=np.uint8)
-    picture[height:] = 128
-    burn(picture, width, height, mark, 0.0)
-    x, y, w, h = name_box(width, height)
-    return picture[y : y + h, x : x + w].copy()
