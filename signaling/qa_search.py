@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, String, and_, func, literal, null, or_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
 
@@ -64,7 +65,7 @@ def _latest_case() -> Any:
     """One case per call (the latest submitted), so a call is one row."""
     return (select(cases).where(cases.c.call_id.is_not(None))
             .order_by(cases.c.call_id, cases.c.submitted_at.desc())
-            .distinct(cases.c.call_id).subquery("c"))
+            .ext(distinct_on(cases.c.call_id)).subquery("c"))
 
 
 def _flag_counts() -> Any:

@@ -7,16 +7,24 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approval.store import CaseStore, make_store
 from core import records
+from core import worker_registry as registry
 from core.migrate import upgrade
 from core.settings import Settings
-from testkit.demo import seed_demo
+from core.worker_registry import WorkerInfo
+from signaling.app import create_app
+from testkit.demo import DEMO_PASSWORD, DEMO_TERMINALS, seed_demo
+from testkit.recordings import RecordedCall, make_recorded_call
 from tests.conftest import Stack
 
 TEMPLATE = "qa_template"
@@ -68,3 +76,34 @@ async def engine(qa_settings: Settings) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def store(engine: AsyncEngine, qa_settings: Settings) -> CaseStore:
     return make_store(engine, qa_settings)
+
+
+Client = TestClient[web.Request, web.Application]
+WORKER_URL = "http://127.0.0.1:9"  # registered only: no test here fetches from it
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, qa_settings: Settings, redis: aioredis.Redis) -> Client:
+    """The whole signaling app (policy middleware included) on the test's own database,
+    with one live media worker in the registry to hand replays to."""
+    await registry.register(redis, WorkerInfo("media-qa", WORKER_URL, 4, 0.0, 0, 1, 0.0), 60)
+    c: Client = await aiohttp_client(create_app(qa_settings))
+    return c
+
+
+async def login(client: Client, username: str) -> None:
+    await client.post("/api/logout")
+    if username == "terminal":
+        resp = await client.post("/api/terminal/session", json={"token": DEMO_TERMINALS[0].token})
+    else:
+        resp = await client.post("/api/login", json={"username": username,
+                                                     "password": DEMO_PASSWORD})
+    assert resp.status == 200, await resp.text()
+
+
+async def recorded(engine: AsyncEngine, settings: Settings, store: CaseStore | None = None,
+                   **kwargs: Any) -> RecordedCall:
+    return await make_recorded_call(engine, settings.storage_root, settings.evidence_keys,
+                                    seconds=kwargs.pop("seconds", 3),
+                                    segment_s=kwargs.pop("segment_s", 1.0), store=store,
+                                    **kwargs)
