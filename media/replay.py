@@ -46,6 +46,20 @@ def locate(segments: list[SourceSegment], at_s: float) -> int:
     return max(0, min(len(segments) - 1, bisect.bisect_right(starts, at_s) - 1))
 
 
+def warm_up() -> None:
+    """Load the mark's fonts and open the encoder once, in a replay thread, at start."""
+    picture = np.zeros((540 * 3 // 2, 960), dtype=np.uint8)
+    burn(picture, 960, 540, ViewerMark("预热", "warm"), 0.0)
+    sink = _Sink()
+    with av.open(sink, "w", format="mp4", options=MP4_OPTIONS) as out:
+        video = out.add_stream("libx264", rate=15)
+        video.width, video.height, video.pix_fmt = 960, 540, "yuv420p"
+        video.options = {"preset": "ultrafast", "tune": "zerolatency", "threads": "1"}
+        frame = VideoFrame.from_ndarray(picture, format="yuv420p")
+        for packet in [*video.encode(frame), *video.encode(None)]:
+            out.mux(packet)
+
+
 class _Sink:
     """A write-only file for the muxer; the caller takes what was written so far."""
 

@@ -27,7 +27,7 @@ from core.replayticket import ReplayClaims, ReplayTicketError, verify
 from core.replies import error_response
 from core.settings import Settings
 from media.origins import allowed_origins
-from media.replay import CODECS, ReplayRender, SourceSegment
+from media.replay import CODECS, ReplayRender, SourceSegment, warm_up
 from media.viewer_mark import ViewerMark
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class ReplayService:
         self.active = 0
         self.served = 0
         self.refused = 0
+        self.pool.submit(warm_up)  # the first viewer should not wait for fonts and codecs
 
     async def segments(self, call_id: str) -> list[SourceSegment]:
         """The call's segments in order, placed on the recording's time line."""

@@ -75,7 +75,7 @@ ROUTES: dict[tuple[str, str], Allowed] = {
     # scans
     ("GET", "/api/scans/{scan_id}"): STAFF,
     # QA: search, replay, 问题件, evaluations, holds, exports (signaling/qa_*.py)
-    ("GET", "/api/qa/config"): QA,
+    ("GET", "/api/qa/config"): _roles("qa", "admin", "reviewer"),  # reviewer: 问题件 categories
     ("GET", "/api/qa/calls"): QA,
     ("GET", "/api/qa/calls/{call_id}"): QA,
     ("POST", "/api/qa/replays"): QA,

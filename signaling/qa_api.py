@@ -70,7 +70,7 @@ def _query(request: web.Request, model: type[Any]) -> Any:
 
 
 async def qa_config(request: web.Request) -> web.Response:
-    session = await require_session(request, "qa", "admin")
+    session = await require_session(request, "qa", "admin", "reviewer")
     settings = request.app[SETTINGS]
     return web.json_response({
         "me": {"who": session.who, "display_name": session.display_name, "role": session.role},

@@ -19,6 +19,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approval.tables import cases
+from approval.workflow import STATUS_NAMES
 from core import records
 from core.call_events import CallEventKind
 from core.evidence import (
@@ -172,6 +173,8 @@ async def call_detail(engine: AsyncEngine, settings: Settings,
         terminal = (await conn.execute(select(records.terminals.c.name, records.terminals.c.village)
                                        .where(records.terminals.c.terminal_id
                                               == call["terminal_id"]))).mappings().first()
+        clerk_name = await conn.scalar(select(records.accounts.c.display_name).where(
+            records.accounts.c.username == call["clerk_username"]))
     case = await case_of_call(engine, call_id)
     keys = [call_id] + ([case["case_no"]] if case is not None else [])
     async with engine.connect() as conn:
@@ -191,8 +194,10 @@ async def call_detail(engine: AsyncEngine, settings: Settings,
     if case is not None:
         case_out = jsonable({k: v for k, v in dict(case).items() if k != "state"})
         case_out["scan_urls"] = [f"/api/scans/{s}" for s in case["scans"]]
+        case_out["status_name"] = STATUS_NAMES.get(case["status"], case["status"])
     return {
         "call": jsonable(dict(call)), "terminal": dict(terminal) if terminal else None,
+        "clerk_name": clerk_name or call["clerk_username"],
         "case": case_out, "verification": case_out["verification"] if case_out else None,
         "scans": [jsonable({**dict(s), "url": f"/api/scans/{s['scan_id']}"}) for s in shots],
         "recording": {"segments": len(segments), "duration_s": round(duration, 2),
