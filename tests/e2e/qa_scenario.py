@@ -29,8 +29,15 @@ from core.records import make_engine
 from core.settings import Settings
 from signaling.policy import ROUTES
 from testkit.recordings import RecordedCall, make_recorded_call
-from tests.e2e.pages import TERMINAL_TOKEN, Watch, wait_until
-from tests.e2e.stack import CHROMIUM, Stack, chromium_args, in_private_netns, running_stack
+from tests.e2e.pages import Watch, wait_until
+from tests.e2e.stack import (
+    CHROMIUM,
+    TERMINAL_TOKEN,
+    Stack,
+    chromium_args,
+    in_private_netns,
+    running_stack,
+)
 
 RECORDING_S = 8.0
 
