@@ -40,25 +40,40 @@ class RecordedCall:
     scan_id: str | None
 
 
-def _face_picture(i: int) -> npt.NDArray[np.uint8]:
-    """A moving pattern with a bright square that crosses the face area once a second."""
-    rgb = np.zeros((540, 720, 3), dtype=np.uint8)
-    rgb[:, :] = (70 + (i * 3) % 60, 90, 120)
-    x = (i * 43) % 640
-    rgb[200:320, x : x + 80] = (230, 210, 90)
-    return to_i420(rgb)
+def _face_picture(i: int, photo: Image.Image | None,
+                  rng: np.random.Generator) -> npt.NDArray[np.uint8]:
+    """A moving pattern with a bright square that crosses the face area; with a photo,
+    the photo drifting with a camera's noise (what a real call costs to encode)."""
+    if photo is None:
+        rgb = np.zeros((540, 720, 3), dtype=np.uint8)
+        rgb[:, :] = (70 + (i * 3) % 60, 90, 120)
+        x = (i * 43) % 640
+        rgb[200:320, x : x + 80] = (230, 210, 90)
+        return to_i420(rgb)
+    canvas = Image.new("RGB", (720, 540), (90, 110, 130))
+    dx, dy = int(30 * np.sin(i / 20)), int(12 * np.cos(i / 27))
+    canvas.paste(photo, ((720 - photo.width) // 2 + dx, (540 - photo.height) // 2 + dy))
+    noisy = np.asarray(canvas, dtype=np.int16) + rng.integers(-4, 5, (540, 720, 1))
+    return to_i420(np.clip(noisy, 0, 255).astype(np.uint8))
 
 
 def write_segments(folder: Path, seconds: float, segment_s: float, started: float,
-                   case_no: str) -> list[tuple[int, Path, float, float, int, str]]:
+                   case_no: str, photo_path: Path | None = None
+                   ) -> list[tuple[int, Path, float, float, int, str]]:
     """(seq, path, started_at epoch, duration, size, sha256) of each segment written."""
     writer = SegmentWriter(folder, FPS, segment_s, 1.0)
     mark = Watermark(case_no=case_no, terminal_name="童周岭村便民服务点", clerk_name="张敏")
     closed = []
     tone = np.sin(np.arange(48000 // FPS) / 48000 * 2 * np.pi * 440)
+    photo = None
+    if photo_path is not None:
+        photo = Image.open(photo_path).convert("RGB")
+        photo.thumbnail((640, 500))
+    rng = np.random.default_rng(7)
     for i in range(int(seconds * FPS)):
         at = started + i / FPS
-        picture = compose(_face_picture(i), None, None, watermark_i420(mark.lines(at)))
+        picture = compose(_face_picture(i, photo, rng), None, None,
+                          watermark_i420(mark.lines(at)))
         pcm = (tone * 6000).astype(np.int16)
         done = writer.write(i, at, picture, pcm)
         if done is not None:
@@ -73,13 +88,14 @@ async def make_recorded_call(engine: AsyncEngine, storage_root: Path, keys: Evid
                              seconds: float = 6.0, segment_s: float = 2.0,
                              store: CaseStore | None = None, terminal_id: str = "T-420115-001",
                              clerk: str = "clerk1", ended_ago: timedelta = timedelta(0),
-                             sealed: bool = True, with_scan: bool = True) -> RecordedCall:
+                             sealed: bool = True, with_scan: bool = True,
+                             photo: Path | None = None) -> RecordedCall:
     call_id = "qa-" + secrets.token_hex(6)
     ended = datetime.now(UTC) - ended_ago
     started = ended - timedelta(seconds=seconds)
     folder = storage_root / "recordings" / call_id
     written = await asyncio.to_thread(write_segments, folder, seconds, segment_s,
-                                      started.timestamp(), call_id)
+                                      started.timestamp(), call_id, photo)
     prev = GENESIS
     async with engine.begin() as conn:
         await conn.execute(insert(media_calls).values(

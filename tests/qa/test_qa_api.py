@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approval.store import CaseStore
 from core import records
+from core.media_tables import recording_segments
 from core.qa_tables import qa_flags
 from core.replayticket import verify
 from core.settings import Settings
@@ -135,6 +136,24 @@ async def test_a_call_detail_has_the_timeline_and_the_integrity_line(
     assert broken["state"] == "broken" and broken["first_bad"] == 2
     assert broken["message"] == "第 2 段内容被改动（与记录的哈希不符）"
     assert (await client.get("/api/qa/calls/no-such-call")).status == 404
+
+
+async def test_a_deleted_middle_or_last_segment_is_named(
+        client: Client, engine: AsyncEngine, qa_settings: Settings) -> None:
+    middle = await recorded(engine, qa_settings)
+    last = await recorded(engine, qa_settings)
+    for call, seq in ((middle, 1), (last, 2)):  # the file and its row, as someone would
+        call.segments[seq].unlink()
+        async with engine.begin() as conn:
+            await conn.execute(recording_segments.delete().where(
+                recording_segments.c.call_id == call.call_id,
+                recording_segments.c.seq == seq))
+    await login(client, "qa1")
+    gap = (await get(client, f"/api/qa/calls/{middle.call_id}"))["integrity"]
+    assert gap["first_bad"] == 2 and gap["message"] == "第 2 段缺失（录像记录被删除）"
+    tail = (await get(client, f"/api/qa/calls/{last.call_id}"))["integrity"]
+    assert tail["first_bad"] == 3
+    assert tail["message"] == "第 3 段起缺失（签封记录共 3 段，现存 2 段）"
 
 
 async def test_clerks_and_terminals_get_403_on_every_qa_route(client: Client) -> None:
