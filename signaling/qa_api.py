@@ -38,7 +38,7 @@ from signaling.qa_access import (
     report_progress,
 )
 from signaling.qa_flags_api import CALL_ID, flags_for
-from signaling.qa_recording import ROLE_NAMES, call_detail, case_of_call
+from signaling.qa_recording import ROLE_NAMES, call_detail, case_of_call, shown_case
 from signaling.qa_search import VERDICT_NAMES, SearchQuery, search
 
 ACTION_NAMES = {
@@ -221,7 +221,7 @@ async def case_history(request: web.Request) -> web.Response:
     accesses = await for_subject(engine, case_no, call_id)
     out.sort(key=lambda x: (x["at"] or "", x.get("entry_id", 0)))
     return web.json_response(jsonable({
-        "case": {k: v for k, v in case.items() if k != "state"}, "steps": detail["steps"],
+        "case": shown_case(case), "steps": detail["steps"],
         "decisions": detail["decisions"], "flags": flags, "accesses": accesses,
         "events": out}))
 

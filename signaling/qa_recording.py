@@ -48,6 +48,20 @@ _HASHES: OrderedDict[tuple[str, int, int], str] = OrderedDict()
 _HASHES_MAX = 4096
 
 
+def masked(value: str | None) -> str | None:
+    """An ID or phone number as QA pages show it: first 6 and last 4 (the export keeps it
+    whole). The security work brings one masking rule for every page: use it here."""
+    if not value or len(value) <= 10:
+        return value
+    return value[:6] + "*" * (len(value) - 10) + value[-4:]
+
+
+def shown_case(case: Any) -> dict[str, Any]:
+    out: dict[str, Any] = jsonable({k: v for k, v in dict(case).items() if k != "state"})
+    out["id_number"], out["phone"] = masked(out.get("id_number")), masked(out.get("phone"))
+    return out
+
+
 def _cached_sha256(path: Path) -> str | None:
     try:
         st = path.stat()
@@ -192,7 +206,7 @@ async def call_detail(engine: AsyncEngine, settings: Settings,
     report = await integrity(engine, settings, call_id, call["state"] != "active")
     case_out = None
     if case is not None:
-        case_out = jsonable({k: v for k, v in dict(case).items() if k != "state"})
+        case_out = shown_case(case)
         case_out["scan_urls"] = [f"/api/scans/{s}" for s in case["scans"]]
         case_out["status_name"] = STATUS_NAMES.get(case["status"], case["status"])
     return {
