@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_S = 0.5  # of recording per render step: small enough to keep the loop responsive
 EXPOSED = "X-Replay-Start, X-Replay-Codecs"
+PACE_S = 0.25  # while ahead of real time: how often to look whether the viewer is still there
 
 
 class ReplayService:
@@ -132,7 +133,7 @@ async def replay_stream(request: web.Request) -> web.StreamResponse:
             return error_response(422, "unplayable", "录像文件无法播放")
         response = web.StreamResponse(headers=_headers(request, claims, start))
         await response.prepare(request)
-        await _send(response, render, loop, service,
+        await _send(request, response, render, loop, service,
                     None if claims.kind == "download" else settings.qa_replay_lead_s)
         service.served += 1
         return response
@@ -141,9 +142,10 @@ async def replay_stream(request: web.Request) -> web.StreamResponse:
         await loop.run_in_executor(service.pool, render.close)
 
 
-async def _send(response: web.StreamResponse, render: ReplayRender,
+async def _send(request: web.Request, response: web.StreamResponse, render: ReplayRender,
                 loop: asyncio.AbstractEventLoop, service: ReplayService,
                 lead_s: float | None) -> None:
+    transport = request.transport
     began = loop.time()
     first = render.start_s
     try:
@@ -151,10 +153,11 @@ async def _send(response: web.StreamResponse, render: ReplayRender,
             data: bytes = await loop.run_in_executor(service.pool, render.step, CHUNK_S)
             if data:
                 await response.write(data)
-            if lead_s is not None:
-                ahead = (render.reached_s - first) - (loop.time() - began)
-                if ahead > lead_s:
-                    await asyncio.sleep(ahead - lead_s)
+            while lead_s is not None and (
+                    render.reached_s - first) - (loop.time() - began) > lead_s:
+                if transport is None or transport.is_closing():
+                    raise ConnectionResetError("the viewer left")  # free the slot now
+                await asyncio.sleep(PACE_S)
         await response.write_eof()
     except ConnectionResetError:
         log.info("replay viewer left", extra={"frames": render.frames})

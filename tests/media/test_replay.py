@@ -160,3 +160,42 @@ async def test_a_worker_at_its_limit_says_so(full_worker: Worker) -> None:
     assert status == 503 and "回放的人数已满" in body.decode()
     async with aiohttp.ClientSession() as http, http.get(f"{full_worker.url}/health") as resp:
         assert (await resp.json())["replays"]["refused"] == 1
+
+
+@pytest.fixture
+async def one_seat_worker(settings: Settings) -> AsyncIterator[Worker]:
+    s = media_settings(settings, qa_replay_max_viewers=1)
+    server = TestServer(create_app(s), host="127.0.0.1", port=s.media_port)
+    await server.start_server()
+    try:
+        yield Worker(s, server)
+    finally:
+        await server.close()
+
+
+async def test_a_viewer_who_leaves_frees_the_seat(one_seat_worker: Worker) -> None:
+    worker = one_seat_worker
+    engine = make_engine(worker.settings.database_url)
+    try:
+        call = await make_recorded_call(engine, worker.settings.storage_root,
+                                        worker.settings.evidence_keys, seconds=20, segment_s=5)
+    finally:
+        await engine.dispose()
+    headers = {"Authorization": f"Bearer {ticket(worker, call.call_id)}"}
+    async with aiohttp.ClientSession() as http:
+        resp = await http.get(f"{worker.url}/replay/stream", headers=headers)
+        assert resp.status == 200
+        await resp.content.read(4096)  # watching, paced to real time
+        status, _, _ = await fetch(worker, ticket(worker, call.call_id))
+        assert status == 503  # the one seat is taken
+        resp.close()  # the viewer closes the page
+
+        for _ in range(100):  # well within the worker's look every quarter second
+            async with http.get(f"{worker.url}/health") as h:
+                if int((await h.json())["replays"]["active"]) == 0:
+                    break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the seat was never freed")
+    status, headers_back, _ = await fetch(worker, ticket(worker, call.call_id), start=18.0)
+    assert status == 200 and float(headers_back["X-Replay-Start"]) >= 15.0

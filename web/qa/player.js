@@ -51,8 +51,10 @@ export class ReplayPlayer {
   }
 
   _seeking() {
-    if (this.loading || this.buffered(this.video.currentTime)) return;
-    this.load(this.video.currentTime);
+    const t = this.video.currentTime;
+    if (this.buffered(t)) return;
+    if (this.loading && Math.abs(t - this.target) < 2) return; // that stream is on its way
+    this.load(t);
   }
 
   seek(t) {
@@ -81,6 +83,7 @@ export class ReplayPlayer {
 
   async load(from) {
     const generation = ++this.generation;
+    this.target = from;
     this._mark("load");
     if (this.abort) this.abort.abort();
     this.abort = new AbortController();
@@ -116,21 +119,30 @@ export class ReplayPlayer {
     }
     this.sb.timestampOffset = start;
     const reader = resp.body.getReader();
-    let first = true;
+    let started = false;
+    const begin = () => {
+      started = true;
+      this.loading = false;
+      const b = this.video.buffered;
+      if (b.length && Math.abs(this.video.currentTime - from) > 0.3) {
+        this.video.currentTime = Math.min(Math.max(from, b.start(0)), b.end(b.length - 1));
+      }
+      this.onState("");
+      this._mark("play");
+      this.video.play().catch(() => {});
+    };
     try {
       for (;;) {
         const { done, value } = await reader.read();
-        if (done || generation !== this.generation) break;
+        if (generation !== this.generation) break;
+        if (done) {
+          if (!started) begin();
+          break;
+        }
         this._mark("first_bytes");
         await this._append(value);
-        if (first && this.video.buffered.length) {
-          first = false;
-          this.loading = false;
-          if (Math.abs(this.video.currentTime - from) > 0.3) this.video.currentTime = Math.max(from, this.video.buffered.start(0));
-          this.onState("");
-          this._mark("play");
-          this.video.play().catch(() => {});
-        }
+        const b = this.video.buffered;
+        if (!started && b.length && b.end(b.length - 1) >= from + 0.5) begin();
         while (generation === this.generation && this._ahead() > AHEAD_S) {
           await new Promise((resolve) => setTimeout(resolve, 500));
         }
