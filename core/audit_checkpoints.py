@@ -9,6 +9,7 @@ chain and says which checkpoint no longer holds.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,7 +44,7 @@ async def sign_checkpoint(engine: AsyncEngine, keys: EvidenceKeys,
                                         .where(t.c.id <= last.id)) or 0)
         body = content(int(last.id), str(last.entry_hash), entries, now)
         text = canonical(body)
-        signature, key_id = keys.sign(text)
+        signature, key_id = await asyncio.to_thread(keys.sign, text)  # may read the key file
         row = {"upto_id": int(last.id), "entry_hash": str(last.entry_hash), "entries": entries,
                "content": text, "signature": signature, "key_id": key_id, "signed_at": now}
         await conn.execute(insert(audit_checkpoints).values(**row))
@@ -92,7 +93,7 @@ class CheckpointWatch:
         self._last_good_id = 0  # the id of the last entry a checkpoint confirmed
 
     def see(self, entry_id: int, entry_hash: str, count: int) -> str | None:
-        while self._pending and self._pending[0].upto_id < entry_id:
+        if self._pending and self._pending[0].upto_id < entry_id:
             cp = self._pending.pop(0)
             return (f"checkpoint #{cp.id} names entry id={cp.upto_id}, which is missing "
                     "(entries were removed)")
