@@ -1,6 +1,7 @@
 """`python -m approval`: the approval worker process.
 
-Runs the periodic sweep; with `--auto GROUP,...` also runs automated reviewer consumers
+Runs the periodic sweep and the evidence jobs (daily retention, signed audit checkpoints;
+`approval.evidence_jobs`); with `--auto GROUP,...` also runs automated reviewer consumers
 (demo and bench). On SIGTERM it stops cleanly and prints its figures as one JSON line.
 """
 
@@ -14,6 +15,7 @@ import sys
 
 import redis.asyncio as aioredis
 
+from approval.evidence_jobs import evidence_forever
 from approval.store import make_store
 from approval.worker import AutoReviewer, sweep_forever
 from core import records
@@ -28,6 +30,8 @@ async def main(argv: list[str]) -> int:
     parser.add_argument("--name", default="", help="consumer name of the automated reviewer")
     parser.add_argument("--consumers", type=int, default=1)
     parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--no-evidence", action="store_true",
+                        help="run neither the daily retention nor the audit checkpoints")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     setup_logging()
@@ -48,6 +52,8 @@ async def main(argv: list[str]) -> int:
     jobs = [asyncio.create_task(r.run(stop)) for r in reviewers]
     if not args.no_sweep:
         jobs.append(asyncio.create_task(sweep_forever(redis, store, settings, stop)))
+    if not args.no_evidence:
+        jobs.append(asyncio.create_task(evidence_forever(redis, engine, settings, stop)))
     try:
         await asyncio.gather(*jobs)
     finally:

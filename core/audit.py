@@ -1,7 +1,9 @@
 """The audit log: every change with actor, time, before and after, hash-chained.
 
 h_n = SHA-256(entry_n ‖ h_{n-1}); entry_n is the canonical JSON of the row without its
-hashes. `python -m core.audit verify` walks the chain and names the first broken entry.
+hashes. `python -m core.audit verify` walks the chain, checks the signed checkpoints
+(`core.audit_checkpoints`) and names the first broken entry; `python -m core.audit
+verify-export FILE` checks an evidence export (`core.evidence_export`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from sqlalchemy import RowMapping, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core import records
+from core.audit_checkpoints import CheckpointWatch, load, signed_properly
+from core.signing import EvidenceKeys
 
 GENESIS = "0" * 64
 # Appends take this transaction-scoped lock so the chain is one line, never a tree.
@@ -73,30 +77,45 @@ def _check(row: RowMapping, expected_prev: str) -> str | None:
     return None
 
 
-async def verify(engine: AsyncEngine) -> tuple[int, ChainBreak | None]:
-    """How many entries were checked, and the first broken one if any."""
+async def verify(engine: AsyncEngine, keys: EvidenceKeys | None = None
+                 ) -> tuple[int, ChainBreak | None]:
+    """How many entries were checked, and the first broken one if any. With `keys`, the
+    signed checkpoints are checked too (a rewritten chain or a cut-off tail)."""
     t = records.audit_log
     expected = GENESIS
     count = 0
+    last_id = 0
     async with engine.connect() as conn:
+        checkpoints = await load(conn) if keys is not None else []
+        for cp in checkpoints:
+            problem = signed_properly(cp, keys) if keys is not None else None
+            if problem is not None:
+                return 0, ChainBreak(cp.upto_id, "checkpoint", "", problem)
+        watch = CheckpointWatch(checkpoints)
         result = await conn.stream(select(t).order_by(t.c.id))
         async for row in result.mappings():
             reason = _check(row, expected)
+            if reason is None:
+                reason = watch.see(row["id"], row["entry_hash"], count + 1)
             if reason is not None:
                 return count, ChainBreak(row["id"], row["action"], row["subject"], reason)
             expected = row["entry_hash"]
+            last_id = row["id"]
             count += 1
+    reason = watch.finish(last_id)
+    if reason is not None:
+        return count, ChainBreak(last_id, "end of the log", "", reason)
     return count, None
 
 
-async def _main(database_url: str) -> int:
+async def _main(database_url: str, keys: EvidenceKeys) -> int:
     engine = records.make_engine(database_url)
     try:
-        count, broken = await verify(engine)
+        count, broken = await verify(engine, keys)
     finally:
         await engine.dispose()
     if broken is None:
-        print(f"audit chain intact: {count} entries")
+        print(f"audit chain intact: {count} entries, signed checkpoints hold")
         return 0
     print(f"audit chain BROKEN at entry id={broken.entry_id} "
           f"(action={broken.action}, subject={broken.subject}): {broken.reason}; "
@@ -105,9 +124,14 @@ async def _main(database_url: str) -> int:
 
 
 if __name__ == "__main__":
+    from core.evidence_export import verify_export_command
     from core.settings import Settings
 
+    if sys.argv[1:2] == ["verify-export"]:
+        sys.exit(verify_export_command(sys.argv[2:], entry_hash))
     if sys.argv[1:] != ["verify"]:
-        print("usage: python -m core.audit verify", file=sys.stderr)
+        print("usage: python -m core.audit verify | verify-export FILE [--keys DIR]",
+              file=sys.stderr)
         sys.exit(2)
-    sys.exit(asyncio.run(_main(Settings.from_env().database_url)))
+    settings = Settings.from_env()
+    sys.exit(asyncio.run(_main(settings.database_url, settings.evidence_keys)))

@@ -189,3 +189,21 @@ def approval_figures() -> str:
 def approval_sweep_lock() -> str:
     """Short lock so one approval worker at a time runs the periodic sweep."""
     return f"{PREFIX}lock:approval-sweep"
+
+
+# --- QA and evidence (approval worker jobs) ----------------------------------------------
+
+
+def retention_lock() -> str:
+    """Lock so one approval worker at a time runs the daily retention job."""
+    return f"{PREFIX}lock:retention"
+
+
+def retention_last_run() -> str:
+    """When the retention job last finished (epoch seconds), so a restart does not rerun it."""
+    return f"{PREFIX}retention:last-run"
+
+
+def audit_checkpoint_lock() -> str:
+    """Lock so one approval worker at a time signs the audit checkpoint."""
+    return f"{PREFIX}lock:audit-checkpoint"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from core.signing import EvidenceKeys
 from verify.document_config import DocumentThresholds
 from verify.face_config import FaceMatchConfig, LivenessConfig
 from verify.thresholds import Thresholds
@@ -215,6 +216,44 @@ class Settings:
         "APPROVAL_GROUP_LEADS", (), "`group=username,...`: who is told of overdue steps (督办)")
     approval_archive_after_days: float = setting(
         "APPROVAL_ARCHIVE_AFTER_DAYS", 30.0, "finished cases are archived after this")
+    # --- QA and evidence ----------------------------------------------------------------
+    evidence_key_dir: Path = setting(
+        "EVIDENCE_KEY_DIR", ROOT / "var" / "evidence",
+        "Ed25519 evidence keys (recording seals, audit checkpoints, exports): `<key id>.pem` "
+        "and `<key id>.pub.pem`", shown="`var/evidence`")
+    evidence_key_id: str = setting("EVIDENCE_KEY_ID", "evidence-1",
+                                   "the key that signs new evidence (rotation)")
+    audit_checkpoint_s: float = setting(
+        "AUDIT_CHECKPOINT_S", 3600.0,
+        "the approval worker signs a checkpoint of the audit chain this often")
+    qa_replay_ticket_ttl_s: float = setting(
+        "QA_REPLAY_TICKET_TTL_S", 1800.0, "lifetime of a replay ticket (one viewing)")
+    qa_replay_max_viewers: int = setting(
+        "QA_REPLAY_MAX_VIEWERS", 8, "replays one media worker renders at once; more are "
+        "refused with a reason")
+    qa_replay_lead_s: float = setting(
+        "QA_REPLAY_LEAD_S", 6.0, "a replay is rendered at most this far ahead of real time")
+    qa_score_items: tuple[str, ...] = setting(
+        "QA_SCORE_ITEMS", ("文明用语", "身份核验", "一次性告知", "材料审核", "办结时限"),
+        "items of the evaluation score sheet, 0–5 points each (comma-separated)",
+        shown="`文明用语,身份核验,一次性告知,材料审核,办结时限`")
+    qa_flag_categories: tuple[str, ...] = setting(
+        "QA_FLAG_CATEGORIES", ("服务态度", "身份核验", "告知不全", "材料问题", "办理超时", "其他"),
+        "categories of a 问题件 (comma-separated)",
+        shown="`服务态度,身份核验,告知不全,材料问题,办理超时,其他`")
+    retention_recording_days: float = setting(
+        "RETENTION_RECORDING_DAYS", 30.0, "recordings are deleted this long after the call")
+    retention_scan_days: float = setting(
+        "RETENTION_SCAN_DAYS", 90.0, "scans (materials) are deleted this long after capture")
+    retention_verification_days: float = setting(
+        "RETENTION_VERIFICATION_DAYS", 90.0,
+        "verification images are deleted this long after the call")
+    retention_audit_days: float = setting(
+        "RETENTION_AUDIT_DAYS", 180.0, "the audit log and the QA access log are kept at "
+        "least this long (never less than 180); the retention job deletes neither")
+    retention_interval_s: float = setting(
+        "RETENTION_INTERVAL_S", 86400.0, "the approval worker runs the retention job this "
+        "often (daily)")
 
     @property
     def base_url(self) -> str:
@@ -255,6 +294,10 @@ class Settings:
     def thresholds(self) -> Thresholds:
         return Thresholds(self.face_match, self.liveness, self.document)
 
+    @property
+    def evidence_keys(self) -> EvidenceKeys:
+        return EvidenceKeys(self.evidence_key_dir, self.evidence_key_id)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
@@ -268,6 +311,8 @@ class Settings:
             settings.face_match  # noqa: B018
         except ValueError as exc:
             raise SettingsError(str(exc)) from exc
+        if settings.retention_audit_days < 180:
+            raise SettingsError("RETENTION_AUDIT_DAYS: the audit log is kept at least 180 days")
         return settings
 
 

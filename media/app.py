@@ -1,4 +1,5 @@
-"""The media worker's HTTP side (aiohttp): join, hang up, capture, thumbnails, stop, health.
+"""The media worker's HTTP side (aiohttp): join, hang up, capture, thumbnails, stop, replay,
+health.
 
 `POST /calls/{call_id}/join` is WHIP-like: a join token and a complete SDP offer in, the
 SDP answer out. Every other call-scoped request carries the join token as a bearer token
@@ -26,6 +27,8 @@ from core.replies import error_response
 from core.settings import Settings
 from media.hub import Hub, HubError, running
 from media.ice import announce_host_addresses
+from media.origins import allowed_origins
+from media.replay_http import REPLAYS, ReplayService, replay_stream
 
 log = logging.getLogger("media.app")
 
@@ -50,24 +53,18 @@ async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse
         return error_response(500, "internal", "媒体服务出错，请稍后重试")
 
 
-def _allowed_origins(settings: Settings) -> frozenset[str]:
-    base = settings.base_url.rstrip("/")
-    return frozenset({base, base.replace("://127.0.0.1", "://localhost"),
-                      base.replace("://localhost", "://127.0.0.1")})
-
-
 @web.middleware
 async def _cors(request: web.Request, handler: Any) -> web.StreamResponse:
     """Pages served by signaling call the worker directly (join, capture, thumbnails)."""
     origin = request.headers.get("Origin", "")
-    allowed = origin in _allowed_origins(request.app[SETTINGS])
+    allowed = origin in allowed_origins(request.app[SETTINGS])
     if request.method == "OPTIONS":
         if not allowed:
             return error_response(403, "origin_refused", "来源不被允许")
         response: web.StreamResponse = web.Response(status=204)
     else:
         response = await handler(request)
-    if allowed:
+    if allowed and not response.prepared:  # a streamed reply (a replay) set its own
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
@@ -186,7 +183,8 @@ async def health(request: web.Request) -> web.Response:
     }
     pool = None if hub.pool is None else hub.pool.figures()
     return web.json_response({**info.to_hash(), "calls_detail": calls,
-                              "cpu_by_thread": cpu_by_thread(), "verification_pool": pool})
+                              "cpu_by_thread": cpu_by_thread(), "verification_pool": pool,
+                              "replays": request.app[REPLAYS].figures()})
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -199,10 +197,12 @@ def create_app(settings: Settings) -> web.Application:
         engine = make_engine(settings.database_url)
         hub = Hub(settings, redis, engine)
         app[HUB] = hub
+        app[REPLAYS] = ReplayService(settings, engine)
         try:
             async for _ in running(hub):
                 yield
         finally:
+            await app[REPLAYS].close()
             await engine.dispose()
             await redis.aclose()
 
@@ -213,5 +213,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/calls/{call_id}/capture", capture)
     app.router.add_post("/calls/{call_id}/actions/{action}", action)
     app.router.add_get("/scans/{scan_id}/thumb", thumb)
+    app.router.add_get("/replay/stream", replay_stream)
     app.router.add_get("/health", health)
     return app

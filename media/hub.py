@@ -26,6 +26,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import worker_registry as registry
+from core.call_events import CallEventKind, note
+from core.evidence import GENESIS, chain_hash
 from core.loops import Background
 from core.media_tables import media_calls, recording_segments, scans
 from core.messages import IceServer
@@ -36,8 +38,9 @@ from media.call import Call
 from media.capture import pick_sharpest
 from media.composite import Watermark
 from media.ice import rtc_configuration
-from media.recording import GENESIS, ClosedSegment, Recorder, chain_hash
+from media.recording import ClosedSegment, Recorder
 from media.recording_resume import resume
+from media.recording_seal import seal_recording
 from media.verification_pool import VerificationPool
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,7 @@ class Hub:
         self.cpu_fraction = 0.0
         self.ice_servers: list[IceServer] = [IceServer(urls=[u]) for u in settings.media_stun_urls]
         self.actions: dict[str, Action] = {}  # by name; features register theirs
+        self._notes: set[asyncio.Task[None]] = set()
 
     async def act(self, call_id: str, action: str, body: dict[str, Any],
                   actor: str) -> dict[str, Any]:
@@ -98,9 +102,19 @@ class Hub:
     async def join(self, call_id: str, participant_id: str, role: str, sdp: str) -> str:
         call = await self._call_for(call_id)
         try:
-            return await call.join(participant_id, role, sdp)
+            answer = await call.join(participant_id, role, sdp)
         except (ValueError, KeyError, IndexError) as exc:  # aiortc's complaints about the SDP
             raise HubError(400, "bad_offer", "SDP offer 无法使用") from exc
+        self._note(call_id, CallEventKind.JOINED, role, {"participant": participant_id})
+        return answer
+
+    def _note(self, call_id: str, kind: CallEventKind, actor: str,
+              detail: dict[str, Any]) -> None:
+        """The replay's timeline, written beside the call (never in its way)."""
+        task = asyncio.create_task(note(self.engine, call_id, kind, _utc(self.clock()), actor,
+                                        detail))
+        self._notes.add(task)
+        task.add_done_callback(self._notes.discard)
 
     async def _call_for(self, call_id: str) -> Call:
         if not SAFE_ID.match(call_id):
@@ -181,12 +195,14 @@ class Hub:
         if call is None:
             return False
         await call.close()
-        self._chain.pop(call_id, None)
+        final_chain = self._chain.pop(call_id, GENESIS)
         self._creating.pop(call_id, None)
         values: dict[str, Any] = {"state": "ended", "end_reason": reason,
                                   "ended_at": _utc(self.clock())}
         if call.recorder is not None:
             values["recording_ended_at"] = _utc(call.recorder.ended_at)
+            await seal_recording(self.engine, self.settings.evidence_keys, call_id,
+                                 call.recorder.segments_total, final_chain, self.clock())
         await self._set_call(call_id, **values)
         await registry.call_ended_here(self.redis, self.settings.media_id, call_id, reason,
                                        notify)
@@ -197,6 +213,7 @@ class Hub:
         call = self.calls.get(call_id)
         if call is None:
             return
+        self._note(call_id, CallEventKind.LEFT, role, {"participant": participant_id})
         if role in ("terminal", "clerk"):
             await self.end(call_id, "hangup", notify=True)
         else:
@@ -287,6 +304,8 @@ class Hub:
                 await self.end(call_id, "worker_stopped", notify=True)
             except Exception:
                 log.exception("ending a call at shutdown failed", extra={"call": call_id})
+        if self._notes:
+            await asyncio.wait(set(self._notes), timeout=5)
 
 
 async def running(hub: Hub) -> AsyncIterator[None]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections import deque
@@ -28,6 +27,7 @@ import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
+from core.evidence import GENESIS, chain_hash, file_sha256
 from media.composite import (
     CLERK_BOX,
     DOCUMENT_BOX,
@@ -47,14 +47,6 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 48000
 STALE_S = 1.0  # a camera silent this long is shown as a gap in the recording
 AUDIO_MAX_BACKLOG_S = 0.3  # older microphone audio is dropped: bounded latency and memory
-GENESIS = "0" * 64
-
-
-def chain_hash(prev_hash: str, sha256: str) -> str:
-    """Segment n's chain hash: SHA-256 over the previous chain hash and this file's hash."""
-    return hashlib.sha256(f"{prev_hash}{sha256}".encode("ascii")).hexdigest()
-
-
 def verify_chain(rows: list[tuple[str, str, str]]) -> bool:
     """rows: (sha256, prev_hash, chain_hash) in segment order."""
     prev = GENESIS
@@ -63,14 +55,6 @@ def verify_chain(rows: list[tuple[str, str, str]]) -> bool:
             return False
         prev = chained
     return True
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -223,6 +207,7 @@ class Recorder:
         self._watermark = watermark
         self._fps = fps
         self._writer = SegmentWriter(folder, fps, segment_s, fragment_s, first_seq)
+        self.first_seq = first_seq  # segments an earlier worker recorded of this call
         self._on_segment = on_segment
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
         self._latest: dict[str, VideoFrame] = {}
@@ -243,6 +228,11 @@ class Recorder:
         for name in AUDIO_SLOTS:
             self._tasks.append(asyncio.create_task(self._read(name, self._keep_audio)))
         self._tasks.append(asyncio.create_task(self._tick()))
+
+    @property
+    def segments_total(self) -> int:
+        """The call's segments so far, a dead worker's part included."""
+        return self.first_seq + self.stats.segments
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -18,8 +18,8 @@ import av
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.evidence import GENESIS, chain_hash, file_sha256
 from core.media_tables import media_calls, recording_segments
-from media.recording import GENESIS, chain_hash, file_sha256
 
 log = logging.getLogger("media.recording_resume")
 

@@ -24,6 +24,11 @@ from signaling import (
     certificates_api,
     figures,
     policy,
+    qa_api,
+    qa_evaluations,
+    qa_export,
+    qa_flags_api,
+    qa_holds,
     reviewer_api,
     scans_api,
     verify_page,
@@ -178,4 +183,6 @@ def create_app(settings: Settings, clock: Clock = wall,
     certificates_api.setup_routes(app)
     verify_page.setup_routes(app)
     scans_api.setup_routes(app)
+    for qa in (qa_api, qa_flags_api, qa_evaluations, qa_holds, qa_export):
+        qa.setup_routes(app)
     return app

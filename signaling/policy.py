@@ -27,6 +27,9 @@ def _roles(*roles: SessionRole) -> frozenset[SessionRole]:
     return frozenset(roles)
 
 
+QA = _roles("qa", "admin")
+
+
 # (method, route path as registered) → who may call it. HEAD follows GET.
 ROUTES: dict[tuple[str, str], Allowed] = {
     # pages and their files: the login happens inside them
@@ -71,6 +74,23 @@ ROUTES: dict[tuple[str, str], Allowed] = {
     ("GET", "/verify/{certificate}"): PUBLIC,
     # scans
     ("GET", "/api/scans/{scan_id}"): STAFF,
+    # QA: search, replay, 问题件, evaluations, holds, exports (signaling/qa_*.py)
+    ("GET", "/api/qa/config"): _roles("qa", "admin", "reviewer"),  # reviewer: 问题件 categories
+    ("GET", "/api/qa/calls"): QA,
+    ("GET", "/api/qa/calls/{call_id}"): QA,
+    ("POST", "/api/qa/replays"): QA,
+    ("POST", "/api/qa/replays/{access_id}/progress"): QA,
+    ("GET", "/api/qa/access"): _roles("admin"),
+    ("GET", "/api/qa/cases/{case_no}/history"): QA,
+    ("POST", "/api/qa/flags"): _roles("qa", "admin", "reviewer"),  # reviewer: cases returned
+    ("GET", "/api/qa/flags"): QA,
+    ("POST", "/api/qa/flags/{flag_id}/steps"): QA,
+    ("POST", "/api/qa/evaluations"): QA,
+    ("GET", "/api/qa/evaluations/clerks"): QA,
+    ("POST", "/api/qa/holds"): QA,
+    ("GET", "/api/qa/holds"): QA,
+    ("POST", "/api/qa/holds/{hold_id}/release"): _roles("admin"),
+    ("POST", "/api/qa/exports"): QA,  # QA only for 投诉处理 (checked in the handler)
 }
 
 # WebSocket message type → the roles that may send it (others get `forbidden_type`).

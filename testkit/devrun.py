@@ -161,6 +161,7 @@ def _banner(base: str, env: dict[str, str]) -> None:
   Village kiosk:     {base}/terminal/?token={t.token}   ({t.name})
   Clerk console:     {local}/clerk/      (another address or browser profile than the kiosk)
   Reviewer page:     {base}/reviewer/
+  QA replay:         {base}/qa/          (qa1 or admin)
   Certificate check: {base}/verify/<certificate number>
   Supervisor:        {base}/api/supervisor/figures   ·   {base}/metrics
 

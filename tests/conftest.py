@@ -54,6 +54,7 @@ def settings(stack: Stack, tmp_path: Path) -> Settings:
         redis_url=stack.redis.url,
         database_url=stack.postgres.url,
         storage_root=tmp_path / "storage",
+        evidence_key_dir=tmp_path / "evidence",
         port=0,
     )
 

@@ -136,7 +136,8 @@ def running_stack(folder: Path, offer_timeout_s: float = 4.0) -> Iterator[Stack]
             "MEDIA_ICE_HOSTS": "127.0.0.1", "MEDIA_SEGMENT_S": "2", "MEDIA_GRACE_S": "15",
             "OFFER_TIMEOUT_S": str(offer_timeout_s), "WRAPUP_S": "60",
             "SESSION_SECRET": "e2e-session", "JOIN_TOKEN_SECRET": "e2e-join",
-            "ESEAL_KEY_DIR": str(folder / "eseal"), "PYTHONUNBUFFERED": "1",
+            "ESEAL_KEY_DIR": str(folder / "eseal"), "EVIDENCE_KEY_DIR": str(folder / "evidence"),
+            "PYTHONUNBUFFERED": "1",
         }
         stack = Stack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{media_port}", storage,
                       folder, offer_timeout_s, env, {})

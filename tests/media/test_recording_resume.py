@@ -10,10 +10,11 @@ import av
 import numpy as np
 from sqlalchemy import insert, select
 
+from core.evidence import GENESIS, chain_hash, file_sha256
 from core.media_tables import media_calls, recording_segments
 from core.records import make_engine
 from core.settings import Settings
-from media.recording import GENESIS, chain_hash, file_sha256, verify_chain
+from media.recording import verify_chain
 from media.recording_resume import resume
 
 

@@ -9,9 +9,10 @@ import hmac
 import pytest
 import redis.asyncio as aioredis
 
+from core.evidence import GENESIS, chain_hash
 from core.jointoken import JoinClaims, JoinTokenError, mint, turn_credentials, verify
 from core.worker_registry import WorkerInfo, live_workers, load_figure, pick_worker, register
-from media.recording import GENESIS, chain_hash, verify_chain
+from media.recording import verify_chain
 
 SECRET = "s3cret"
 

@@ -22,7 +22,8 @@ LOGINS = {
     "admin": ("/api/login", {"username": "admin", "password": DEMO_PASSWORD}),
 }
 SAMPLE = {"{case_no}": "20260101-ABCDEF01", "{certificate}": "E20260101ABCDEF0123",
-          "{code}": "YL-CB", "{scan_id}": "nosuchscan", "{filename}": "common/api.js"}
+          "{code}": "YL-CB", "{scan_id}": "nosuchscan", "{filename}": "common/api.js",
+          "{call_id}": "nosuchcall", "{access_id}": "1", "{flag_id}": "1", "{hold_id}": "1"}
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ async function start() {
   if (!me || me.role !== "reviewer") return showLogin();
   $("#login").hidden = true;
   $("#desk").hidden = false;
+  loadFlagCategories();
   text($("#who"), `${me.display_name}（${me.review_groups.length} 个审查部门）`);
   await refresh();
   setInterval(refresh, 10000); // also keeps this reviewer "online" for random assignment
@@ -171,15 +172,38 @@ $("#decide").addEventListener("submit", async (ev) => {
   const body = { case_no: current.case_no, seq: current.seq, group: form.get("group"),
     decision, comment: form.get("comment") || "" };
   if (current.message_id && current.group === body.group) body.message_id = current.message_id;
+  const flag = decision === "return" && form.get("flag");
   try {
     const r = await api("/api/reviewer/decide", { method: "POST", body: JSON.stringify(body) });
+    let flagged = "";
+    if (flag) flagged = await flagReturned(body.case_no, form.get("flag_category"), body.comment);
     ev.target.reset();
     await refresh();
     await open({ case_no: current.case_no });
-    text($("#decided"), `已提交：${DECISIONS[decision]}。办件状态：${r.status_name}`);
+    text($("#decided"), `已提交：${DECISIONS[decision]}。办件状态：${r.status_name}${flagged}`);
   } catch (err) {
     text($("#decide-error"), err.message);
   }
 });
+
+// A case returned for a fault at reception may go to QA as a 问题件 in the same step.
+async function flagReturned(caseNo, category, note) {
+  try {
+    const f = await api("/api/qa/flags", { method: "POST", body: JSON.stringify({ case_no: caseNo, category, note }) });
+    return `；已登记问题件 #${f.flag_id}`;
+  } catch (err) {
+    return `；问题件未能登记：${err.message}`;
+  }
+}
+
+async function loadFlagCategories() {
+  try {
+    const config = await api("/api/qa/config");
+    const select = $("#decide-flag-category");
+    select.replaceChildren(...config.flag_categories.map((c) => item("option", c)));
+  } catch {
+    for (const el of document.querySelectorAll(".flag-choice")) el.hidden = true;
+  }
+}
 
 start();
