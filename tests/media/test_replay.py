@@ -97,8 +97,10 @@ async def test_a_real_call_is_sealed_and_replays_with_the_viewers_name(
     originals = {hashlib.sha256((root / r.path).read_bytes()).hexdigest() for r in rows}
     assert hashlib.sha256(data).hexdigest() not in originals
     frames = decode(data)
-    recorded = sum(float(r.duration_s) for r in rows)
-    assert len(frames) >= 0.8 * recorded * worker.settings.media_record_fps
+    # Every recorded picture is in the replay (a loaded machine may have recorded fewer
+    # than 15 a second: count what the segments hold, not what the clock says).
+    recorded = sum(len(decode((root / r.path).read_bytes())) for r in rows)
+    assert len(frames) >= 0.8 * recorded
     luma = frames[len(frames) // 2].to_ndarray(format="gray")
     mine, other = name_similarity(luma, VIEWER), name_similarity(luma, OTHER)
     assert mine > 0.5 and mine > other + 0.25, (mine, other)

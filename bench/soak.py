@@ -1,0 +1,346 @@
+"""Soak: 2,000 terminals and 200 clerks over two signaling nodes, calls on two media workers,
+for 30 minutes; are memory, files, Redis, PostgreSQL and routing latency flat? Not in CI.
+
+Private Redis + PostgreSQL; two `python -m signaling` nodes and two `python -m media`
+workers. Terminals (half on each node, in two holder processes) join the queue, take their
+call, and join again a few seconds after it ends; clerks (half on each node) go ready,
+accept, hold the call 3-9 s, hang up and wrap up. Each worker carries `--media-calls`
+real recorded calls at a time (bench/calls.py's peers: two 640x480 VP8 videos + audio and
+the clerk's), each a minute long, one after the other. Every minute: RSS and open files of
+every process, Redis keys and memory, PostgreSQL connections, ready → offer p50/p99 of
+that minute. Prints a table per 5 minutes; last line: JSON.
+
+    .venv/bin/python bench/soak.py [--minutes 30] [--media-calls 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+import psutil  # type: ignore[import-untyped]  # noqa: E402
+import redis.asyncio as aioredis  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from bench import calls as media_bench  # noqa: E402
+from bench import routing  # noqa: E402
+from core import records  # noqa: E402
+from core.migrate import upgrade  # noqa: E402
+from signaling.auth import COOKIE, Session  # noqa: E402
+from testkit.demo import seed_demo  # noqa: E402
+from testkit.localstack import free_port, private_servers, wait_http  # noqa: E402
+
+ITEMS = routing.ITEMS
+GOAL_P99_MS = 20.0
+
+
+# --- terminal holder process: join, be served, join again ------------------------------
+
+
+async def terminals_loop(url: str, sids: list[str], seed: int) -> None:
+    routing.raise_fd_limit()
+    rng = random.Random(seed)
+    gate = asyncio.Semaphore(20)
+    stop = asyncio.Event()
+    stats = {"calls": 0, "errors": 0, "reconnects": 0}
+
+    async def one(i: int, sid: str) -> None:
+        item = ITEMS[i % len(ITEMS)]
+        while not stop.is_set():
+            async with gate:
+                client = aiohttp.ClientSession(headers={"Cookie": f"{COOKIE}={sid}"})
+                try:
+                    ws = await client.ws_connect(f"{url}/ws", heartbeat=None, max_msg_size=0)
+                except aiohttp.ClientError:
+                    await client.close()
+                    stats["reconnects"] += 1
+                    await asyncio.sleep(1)
+                    continue
+            try:
+                await ws.send_str(json.dumps({"type": "join_queue", "item_code": item}))
+                async for frame in ws:
+                    msg = json.loads(frame.data)
+                    if msg["type"] == "error" and msg["code"] not in ("rate_limited",):
+                        stats["errors"] += 1
+                    elif msg["type"] == "call_assigned":
+                        stats["calls"] += 1
+                    elif msg["type"] in ("call_ended", "left_queue"):
+                        await asyncio.sleep(rng.uniform(1.0, 5.0))  # then back in line
+                        await ws.send_str(json.dumps({"type": "join_queue",
+                                                      "item_code": item}))
+            finally:
+                await ws.close()
+                await client.close()
+            if not stop.is_set():
+                stats["reconnects"] += 1
+
+    tasks = [asyncio.create_task(one(i, s)) for i, s in enumerate(sids)]
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    stop.set()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    print(json.dumps(stats), flush=True)
+
+
+def start_holder(url: str, sids: list[str], folder: Path, seed: int) -> subprocess.Popen[str]:
+    path = folder / f"sids-{seed}.json"
+    path.write_text(json.dumps(sids))
+    proc = subprocess.Popen([sys.executable, __file__, "--hold", str(path), "--url", url,
+                             "--seed", str(seed)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    if not proc.stdout.readline().startswith("ready"):
+        raise RuntimeError("a terminal holder did not start")
+    return proc
+
+
+# --- clerks -----------------------------------------------------------------------------
+
+
+async def clerk_loop(url: str, sid: str, rng: random.Random, waits: list[tuple[float, float]],
+                     stop: asyncio.Event, stats: dict[str, int]) -> None:
+    client, ws = await routing.connect_clerk(url, sid, asyncio.Semaphore(1))
+    async with client:
+        async def next_of(*kinds: str, wait: float) -> dict[str, Any] | None:
+            try:
+                async with asyncio.timeout(wait):
+                    while True:
+                        msg: dict[str, Any] = json.loads((await ws.receive()).data)
+                        if msg["type"] == "error":
+                            stats["errors"] += 1
+                        if msg["type"] in kinds:
+                            return msg
+            except TimeoutError:
+                return None
+            except (TypeError, ValueError):  # the socket closed
+                stats["errors"] += 1
+                return None
+
+        await next_of("-", wait=rng.uniform(0.0, 5.0))
+        while not stop.is_set():
+            sent = time.perf_counter()
+            await ws.send_str('{"type":"set_status","status":"ready"}')
+            offer = await next_of("offer", wait=10)
+            if offer is None:
+                stats["no_applicant"] += 1
+                continue
+            waits.append((time.monotonic(), (time.perf_counter() - sent) * 1000))
+            await ws.send_str(json.dumps({"type": "accept_offer",
+                                          "offer_id": offer["offer_id"]}))
+            call = await next_of("call_assigned", "error", wait=10)
+            if call is None or call["type"] != "call_assigned":
+                stats["accept_failed"] += 1
+                continue
+            stats["calls"] += 1
+            await next_of("-", wait=rng.uniform(3.0, 9.0))
+            await ws.send_str(json.dumps({"type": "end_call", "call_id": call["call_id"]}))
+            await ws.send_str('{"type":"set_status","status":"not_ready","reason":"整理"}')
+            await ws.send_str('{"type":"wrapup_done"}')
+            await next_of("clerk_state", wait=10)
+            await next_of("-", wait=rng.uniform(0.5, 3.0))
+        await ws.close()
+
+
+# --- media: real calls, one after the other, on each worker ---------------------------
+
+
+async def media_loop(worker_url: str, clips: Path, per_worker: int, stop: asyncio.Event,
+                     stats: dict[str, int]) -> None:
+    async def one(slot: int) -> None:
+        n = 0
+        while not stop.is_set():
+            call_id = f"soak-{slot}-{n}-{int(time.time())}"
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, str(ROOT / "bench" / "calls.py"), "--peer", worker_url,
+                call_id, "60", "2", str(clips), stdout=subprocess.PIPE, cwd=str(ROOT))
+            await proc.communicate()
+            await media_bench._stop(worker_url, call_id)
+            stats["media_calls"] += 1
+            if proc.returncode != 0:
+                stats["media_errors"] += 1
+            n += 1
+
+    await asyncio.gather(*(one(i) for i in range(per_worker)))
+
+
+# --- sampling ---------------------------------------------------------------------------
+
+
+async def sample(procs: dict[str, psutil.Process], redis_url: str, pg_url: str
+                 ) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, p in procs.items():
+        try:
+            out[f"{name}_rss_mib"] = round(p.memory_info().rss / 2**20, 1)
+            out[f"{name}_fds"] = p.num_fds()
+        except psutil.Error:
+            out[f"{name}_rss_mib"] = None
+    r = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        out["redis_keys"] = await r.dbsize()
+        out["redis_mib"] = round(int((await r.info("memory"))["used_memory"]) / 2**20, 1)
+    finally:
+        await r.aclose()
+    engine = records.make_engine(pg_url)
+    try:
+        async with engine.connect() as conn:
+            out["pg_connections"] = int((await conn.execute(text(
+                "select count(*) from pg_stat_activity where datname = current_database()"
+            ))).scalar_one())
+    finally:
+        await engine.dispose()
+    return out
+
+
+async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: str
+              ) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    await seed_demo(pg_url)
+    skills = await routing.add_people(pg_url, args.terminals, args.clerks, rng)
+    node_ports, worker_ports = [free_port(), free_port()], [free_port(), free_port()]
+    base = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": pg_url,
+            "JOIN_TOKEN_SECRET": media_bench.SECRET, "OFFER_TIMEOUT_S": "30",
+            "WRAPUP_S": "30", "TERMINAL_GRACE_S": "60", "MEDIA_ICE_HOSTS": "127.0.0.1",
+            "STORAGE_ROOT": str(folder / "storage"), "MEDIA_SEGMENT_S": "60",
+            "RUN_MODE": "local"}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    for i, port in enumerate(node_ports, 1):
+        env = {**base, "LISTEN_HOST": "127.0.0.1", "LISTEN_PORT": str(port),
+               "NODE_ID": f"soak-node-{i}"}
+        procs[f"signaling{i}"] = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "signaling"], cwd=ROOT, env=env,
+            stdout=(folder / f"signaling{i}.log").open("wb"), stderr=subprocess.STDOUT,
+            preexec_fn=routing.raise_fd_limit)
+    for i, port in enumerate(worker_ports, 1):
+        env = {**base, "MEDIA_LISTEN_HOST": "127.0.0.1", "MEDIA_LISTEN_PORT": str(port),
+               "MEDIA_WORKER_ID": f"soak-media-{i}", "NODE_ID": f"soak-media-{i}"}
+        procs[f"media{i}"] = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "media"], cwd=ROOT, env=env,
+            stdout=(folder / f"media{i}.log").open("wb"), stderr=subprocess.STDOUT)
+    holders: list[subprocess.Popen[str]] = []
+    stop = asyncio.Event()
+    try:
+        for i, port in enumerate(node_ports, 1):
+            await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/healthz", 60,
+                                    procs[f"signaling{i}"], "signaling")
+        for i, port in enumerate(worker_ports, 1):
+            await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/health", 120,
+                                    procs[f"media{i}"], "media")
+        urls = [f"http://127.0.0.1:{p}" for p in node_ports]
+        term_sids = await routing.sessions(redis_url, [
+            routing.terminal_session(i) for i in range(args.terminals)])
+        half = len(term_sids) // 2
+        for n, part in enumerate((term_sids[:half], term_sids[half:])):
+            holders.append(await asyncio.to_thread(start_holder, urls[n], part, folder, n))
+        clerk_sids = await routing.sessions(redis_url, [
+            Session(kind="staff", who=u, role="clerk", display_name=u, region_code="420115",
+                    skills=s, jurisdictions=["42"]) for u, s in skills.items()])
+        waits: list[tuple[float, float]] = []
+        stats = {"calls": 0, "no_applicant": 0, "accept_failed": 0, "errors": 0,
+                 "media_calls": 0, "media_errors": 0}
+        clips = folder / "clips.json"
+        media_bench._write_clips(clips)
+        clerks = [asyncio.create_task(clerk_loop(urls[i % 2], sid, random.Random(rng.random()),
+                                                 waits, stop, stats))
+                  for i, sid in enumerate(clerk_sids)]
+        media = [asyncio.create_task(media_loop(f"http://127.0.0.1:{p}", clips,
+                                                args.media_calls, stop, stats))
+                 for p in worker_ports]
+        watched = {name: psutil.Process(p.pid) for name, p in procs.items()}
+        watched.update({f"holder{i}": psutil.Process(h.pid) for i, h in enumerate(holders)})
+        minutes: list[dict[str, Any]] = []
+        t0 = time.monotonic()
+        for minute in range(1, args.minutes + 1):
+            await asyncio.sleep(max(0.0, t0 + minute * 60 - time.monotonic()))
+            got = await sample(watched, redis_url, pg_url)
+            recent = [ms for at, ms in waits if at >= t0 + (minute - 1) * 60]
+            got.update({"minute": minute, "offers": len(recent),
+                        "p50_ms": round(routing.pct(recent, 50), 2),
+                        "p99_ms": round(routing.pct(recent, 99), 2),
+                        "errors": stats["errors"], "media_calls": stats["media_calls"]})
+            minutes.append(got)
+            print(json.dumps(got), flush=True)
+        stop.set()
+        await asyncio.gather(*clerks, *media, return_exceptions=True)
+    finally:
+        for h in holders:
+            routing.stop_terminals(h)
+        for p in procs.values():
+            p.terminate()
+        for p in procs.values():
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    table(minutes)
+    p99s = [m["p99_ms"] for m in minutes if m["offers"]]
+    first, last = minutes[0], minutes[-1]
+    return {"bench": "soak", "minutes": args.minutes, "terminals": args.terminals,
+            "clerks": args.clerks, "media_calls_per_worker": args.media_calls,
+            "calls": stats["calls"], "media_calls": stats["media_calls"],
+            "media_errors": stats["media_errors"], "errors": stats["errors"],
+            "p99_ms_max_minute": max(p99s, default=None),
+            "goal_p99_ms": GOAL_P99_MS,
+            "goal_met": bool(p99s) and max(p99s) < GOAL_P99_MS and stats["errors"] == 0,
+            "rss_mib_first": {k: v for k, v in first.items() if k.endswith("_rss_mib")},
+            "rss_mib_last": {k: v for k, v in last.items() if k.endswith("_rss_mib")},
+            "redis_keys": [first["redis_keys"], last["redis_keys"]],
+            "pg_connections": [first["pg_connections"], last["pg_connections"]]}
+
+
+def table(minutes: list[dict[str, Any]]) -> None:
+    """One row per 5 minutes (and the last)."""
+    cols = ["minute", "offers", "p50_ms", "p99_ms", "signaling1_rss_mib", "signaling2_rss_mib",
+            "media1_rss_mib", "media2_rss_mib", "signaling1_fds", "media1_fds", "redis_keys",
+            "redis_mib", "pg_connections", "errors", "media_calls"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for m in minutes:
+        if m["minute"] % 5 == 0 or m is minutes[-1]:
+            print("| " + " | ".join(str(m.get(c, "")) for c in cols) + " |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--minutes", type=int, default=30)
+    ap.add_argument("--terminals", type=int, default=2000)
+    ap.add_argument("--clerks", type=int, default=200)
+    ap.add_argument("--media-calls", type=int, default=1, help="real calls per worker")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--hold", help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.hold:
+        asyncio.run(terminals_loop(args.url, json.loads(Path(args.hold).read_text()),
+                                   args.seed))
+        return
+    routing.raise_fd_limit()
+    folder = Path(tempfile.mkdtemp(prefix="bench-soak-"))
+    os.chmod(folder, 0o755)
+    try:
+        with private_servers(folder) as (redis_srv, pg):
+            upgrade(pg.url)
+            result = asyncio.run(run(args, folder, redis_srv.url, pg.url))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(json.dumps(result, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
