@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -103,6 +104,9 @@ class ReplayRender:
         self.reached_s = 0.0  # the recording time of the last frame out
         self.frames = 0
         self.done = False
+        # PyAV containers are not thread-safe: a viewer who leaves mid-step has its close
+        # run in another pool thread, which must wait for the step (else a crash).
+        self._lock = threading.RLock()
 
     # --- sources ------------------------------------------------------------------------
 
@@ -151,6 +155,11 @@ class ReplayRender:
             self._audio = self._out.add_stream_from_template(audio[0])
 
     def open(self) -> float:
+        """Find the first frame to show; returns where it is in the recording."""
+        with self._lock:
+            return self._open_unlocked()
+
+    def _open_unlocked(self) -> float:
         """Find the first frame to show; returns where it is in the recording."""
         if not self._open_source(self._asked):
             raise ValueError("nothing to replay")
@@ -208,6 +217,11 @@ class ReplayRender:
 
     def step(self, chunk_s: float) -> bytes:
         """Render about `chunk_s` more of the recording; the bytes the muxer wrote."""
+        with self._lock:
+            return self._step_unlocked(chunk_s)
+
+    def _step_unlocked(self, chunk_s: float) -> bytes:
+        """Render about `chunk_s` more of the recording; the bytes the muxer wrote."""
         if self.done:
             return b""
         target = self.reached_s + chunk_s
@@ -232,6 +246,11 @@ class ReplayRender:
         self.done = True
 
     def close(self) -> None:
+        """Release the files (the viewer left, or the replay ended)."""
+        with self._lock:
+            self._close_unlocked()
+
+    def _close_unlocked(self) -> None:
         """Release the files (the viewer left, or the replay ended)."""
         if self._src is not None:
             self._src.close()
