@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from approval.store import make_store
 from approval.worker import AutoReviewer, sweep_forever
 from core import records
+from core.hardening import refuse_unsafe
 from core.logs import setup_logging
 from core.settings import Settings
 
@@ -30,6 +31,7 @@ async def main(argv: list[str]) -> int:
     parser.add_argument("--no-sweep", action="store_true")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    refuse_unsafe(settings, "approval")
     setup_logging()
     redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
     engine = records.make_engine(settings.database_url)

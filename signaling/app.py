@@ -22,12 +22,14 @@ from signaling import (
     cases_api,
     certificates_api,
     figures,
+    kiosk_certificates,
     policy,
     reviewer_api,
     scans_api,
+    sessions,
     verify_page,
 )
-from signaling.appkeys import CASES, ENGINE, REDIS, SETTINGS
+from signaling.appkeys import CASES, CLOCK, ENGINE, REDIS, SETTINGS
 from signaling.catalogue import Catalogue
 from signaling.media_watch import WATCH_INTERVAL_S, MediaWatch
 from signaling.node import NODE, SignalingNode
@@ -153,7 +155,10 @@ def create_app(settings: Settings, clock: Clock = wall,
     """The signaling app; tests pass their own clock and media side."""
     app = web.Application(middlewares=[guard, policy.enforce], client_max_size=8 * 1024 * 1024)
     app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[sessions.SOCKETS] = sessions.SessionSockets()
     app.cleanup_ctx.append(_resources(clock, placement))
+    app.cleanup_ctx.append(sessions.running(lambda a: a[REDIS]))
     app.on_shutdown.append(_close_websockets)
     auth.setup_routes(app)
     figures.setup_routes(app)
@@ -170,4 +175,5 @@ def create_app(settings: Settings, clock: Clock = wall,
     certificates_api.setup_routes(app)
     verify_page.setup_routes(app)
     scans_api.setup_routes(app)
+    kiosk_certificates.setup_routes(app)
     return app

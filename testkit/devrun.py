@@ -59,6 +59,7 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
 def main() -> None:
     env = dict(os.environ)
     env.setdefault("MEDIA_ICE_HOSTS", "127.0.0.1")
+    env["RUN_MODE"] = "local"  # demo secrets, demo data and the kiosk's ?token= URL
     logs = VAR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with _stores(env):

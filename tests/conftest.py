@@ -55,6 +55,8 @@ def settings(stack: Stack, tmp_path: Path) -> Settings:
         database_url=stack.postgres.url,
         storage_root=tmp_path / "storage",
         port=0,
+        run_mode="local",  # the test stacks are make-run-like: demo data and secrets
+        pii_key_file=stack.folder / "pii.key",  # one key for the run's shared database
     )
 
 

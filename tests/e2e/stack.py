@@ -137,6 +137,7 @@ def running_stack(folder: Path, offer_timeout_s: float = 4.0) -> Iterator[Stack]
             "OFFER_TIMEOUT_S": str(offer_timeout_s), "WRAPUP_S": "60",
             "SESSION_SECRET": "e2e-session", "JOIN_TOKEN_SECRET": "e2e-join",
             "ESEAL_KEY_DIR": str(folder / "eseal"), "PYTHONUNBUFFERED": "1",
+            "RUN_MODE": "local", "PII_KEY_FILE": str(folder / "pii.key"),
         }
         stack = Stack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{media_port}", storage,
                       folder, offer_timeout_s, env, {})
