@@ -239,7 +239,8 @@ async def terminal_login(request: web.Request) -> web.Response:
         raise http_error(web.HTTPUnauthorized, "bad_token", "终端未登记或设备凭证无效")
     rotated = await rotate_device(engine, row["terminal_id"], secret) \
         if row["rotate_pending"] and body.token is None else None
-    return await _terminal_reply(request, terminal_session(row), rotated)
+    # The local demo token becomes the device cookie too, so a reload needs no URL token.
+    return await _terminal_reply(request, terminal_session(row), rotated or body.token)
 
 
 async def _terminal_reply(request: web.Request, session: Session,

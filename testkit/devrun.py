@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from core.migrate import upgrade
+from core.migrate import allow_app_login, app_url, upgrade
 from core.settings import ROOT, Settings
 from testkit.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, DEMO_TERMINALS
 from testkit.localstack import LocalStackError, PostgresServer, RedisServer, free_port, wait_http
@@ -69,6 +69,9 @@ def main() -> None:
         from testkit.demo import seed_demo
 
         asyncio.run(seed_demo(env["DATABASE_URL"]))
+        if not os.environ.get("DATABASE_URL"):  # our private cluster: run least-privileged
+            allow_app_login(env["DATABASE_URL"])
+            env["DATABASE_URL"] = app_url(env["DATABASE_URL"])
         settings = Settings.from_env(env)
         procs = [
             _spawn(["-m", "signaling"], env, logs / "signaling.log"),
