@@ -14,6 +14,7 @@ export class Certificates {
     this.goHome = goHome;
     this.showError = showError;
     this.ready = 0;
+    this.announced = new Set();  // certified cases the server told this kiosk of (not shown)
     $("certs-open").addEventListener("click", () => this.open());
     $("slip-form").addEventListener("submit", (ev) => this.prove(ev, "/api/terminal/claim", {
       slip: $("proof-slip").value.trim(), id_last4: $("proof-last4").value.trim() || null }));
@@ -32,13 +33,18 @@ export class Certificates {
 
   async load() {
     try {
-      this.ready = (await api("/api/terminal/cases")).ready || 0;
+      const ready = (await api("/api/terminal/cases")).ready || 0;
+      this.ready = Math.max(ready, this.announced.size);
       this.render();
     } catch { /* a convenience: the case_result message brings new ones */ }
   }
 
   caseResult(msg) {
-    if (msg.certificate_no) this.load();  // the count, never the case number, is shown
+    if (!msg.certificate_no) return;
+    this.announced.add(msg.case_no);  // the count, never the case number, is shown
+    this.ready = Math.max(this.ready, this.announced.size);
+    this.render();
+    this.load();
   }
 
   open() {
@@ -80,6 +86,7 @@ export class Certificates {
     try {
       await api(`/api/certificates/${encodeURIComponent(number)}/printed`, { method: "POST" });
       li.remove();
+      this.announced.clear();
       this.load();
     } catch (err) { this.showError(plain(err)); }
   }
