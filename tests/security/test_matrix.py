@@ -111,9 +111,10 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/terminal/cases"): row(401, 200, 200, 403, 403, 403, 403, 403, 403, 403),
     ("POST", "/api/reviewer/decide"): row(401, 403, 403, 403, 403, 403, 403, 403, 403, 403),
 }
-BODIES: dict[str, dict[str, Any]] = {"/materials": {"names": ["相关证明"]}, "/revoke": {"reason": ""},
-          "/api/reviewer/decide": {"case_no": "{case}", "seq": 1, "group": "town-civil-affairs",
-                                   "decision": "approve"}}
+BODIES: dict[str, dict[str, Any]] = {
+    "/materials": {"names": ["相关证明"]}, "/revoke": {"reason": ""},
+    "/api/reviewer/decide": {"case_no": "{case}", "seq": 1, "group": "town-civil-affairs",
+                             "decision": "approve"}}
 
 
 def _fill(text: str, w: World) -> str:
