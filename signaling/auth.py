@@ -235,7 +235,8 @@ async def terminal_login(request: web.Request) -> web.Response:
         raise _locked(wait)
     row = await device_terminal(engine, secret) if 8 <= len(secret) <= 256 else None
     if row is None:
-        await guard.failed(place, now, guard.address)
+        if secret:  # a wrong credential counts; a kiosk not enrolled yet does not
+            await guard.failed(place, now, guard.address)
         raise http_error(web.HTTPUnauthorized, "bad_token", "终端未登记或设备凭证无效")
     rotated = await rotate_device(engine, row["terminal_id"], secret) \
         if row["rotate_pending"] and body.token is None else None

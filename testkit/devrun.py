@@ -19,7 +19,7 @@ from pathlib import Path
 
 from core.migrate import allow_app_login, app_url, upgrade
 from core.settings import ROOT, Settings
-from testkit.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, DEMO_TERMINALS
+from testkit.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, DEMO_STAFF_PIN, DEMO_TERMINALS
 from testkit.localstack import LocalStackError, PostgresServer, RedisServer, free_port, wait_http
 
 VAR = ROOT / "var"
@@ -127,6 +127,8 @@ def _banner(base: str, env: dict[str, str]) -> None:
   Supervisor:        {base}/api/supervisor/figures   ·   {base}/metrics
 
   Demo login (password {DEMO_PASSWORD}): clerks {clerks}; reviewers {reviewers}; qa1; admin
+  Kiosk staff PIN (opens certificates for printing): {DEMO_STAFF_PIN}
+  (RUN_MODE=local: demo secrets and the kiosk's ?token= URL are accepted here only)
 """, flush=True)
 
 

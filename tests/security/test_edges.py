@@ -107,3 +107,30 @@ async def test_region_and_priority_come_from_the_terminals_record(server: TestSe
     err = await term.recv("error", ref="j1")
     assert err["code"] == "region_not_allowed"
     await term.close()
+
+
+async def test_priority_counts_only_where_the_terminals_record_allows_it(
+        server: TestServer) -> None:
+    from sqlalchemy import update
+
+    from core import records
+    from signaling.appkeys import ENGINE
+    from tests.signaling.peers import PARTNER, connect_clerk, connect_terminal
+
+    engine = server.app[ENGINE]
+    table = records.terminals
+    async with engine.begin() as conn:
+        await conn.execute(update(table).where(table.c.terminal_id == PARTNER).values(
+            priority_allowed=False))
+    try:
+        term = await connect_terminal(server, PARTNER)
+        clerk = await connect_clerk(server, "clerk_hn")
+        await term.send(type="join_queue", item_code="YL-CB", priority=True)
+        offer = await clerk.recv("offer")
+        assert offer["terminal_id"] == PARTNER and offer["priority"] is False
+        for p in (term, clerk):
+            await p.close()
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(update(table).where(table.c.terminal_id == PARTNER).values(
+                priority_allowed=True))
