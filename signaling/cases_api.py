@@ -181,6 +181,7 @@ async def case_detail(request: web.Request) -> web.Response:
         await note(request.app[ENGINE], session.who, "case.read", case["case_no"],
                    {"role": session.role, "purpose": purpose})
     case = detail["case"]
+    case.pop("id_number_hash", None)  # the search key stays on the server
     state = wf.CaseState.model_validate(case.pop("state"))
     out = jsonable(detail)
     out["case"]["status_name"] = wf.STATUS_NAMES[state.status]

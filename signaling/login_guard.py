@@ -89,8 +89,12 @@ class LoginGuard:
         return Failures.from_hash(str_map(await self.redis.hgetall(keys.login_guard(scope))))
 
     async def blocked(self, scopes: list[str], now: float) -> float:
-        """Seconds until every given scope may try again (0: go ahead)."""
-        return max([wait_s(await self._read(s), now) for s in scopes], default=0.0)
+        """Seconds until every given scope may try again (0: go ahead); one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for s in scopes:
+                pipe.hgetall(keys.login_guard(s))
+            found = await pipe.execute()
+        return max([wait_s(Failures.from_hash(str_map(h)), now) for h in found], default=0.0)
 
     async def failed(self, scope: str, now: float, limits: Limits) -> Failures:
         f = after_failure(await self._read(scope), now, limits)
