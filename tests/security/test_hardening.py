@@ -35,7 +35,8 @@ def production(tmp_path: Path, **overrides: object) -> Settings:
 
 
 def test_defaults_are_refused_outside_local_mode(tmp_path: Path) -> None:
-    default = Settings.from_env({})
+    default = replace(Settings.from_env({}), pii_key_file=tmp_path / "absent.key",
+                      eseal_key_dir=tmp_path / "absent")  # a fresh host: no keys made yet
     assert default.run_mode == "production"
     found = " ".join(problems(default, "signaling"))
     for name in ("JOIN_TOKEN_SECRET", "OPS_TOKEN", "PUBLIC_URL", "COOKIE_SECURE",
