@@ -19,6 +19,7 @@ from approval.evidence_jobs import evidence_forever
 from approval.store import make_store
 from approval.worker import AutoReviewer, sweep_forever
 from core import records
+from core.hardening import refuse_unsafe
 from core.logs import setup_logging
 from core.settings import Settings
 
@@ -34,6 +35,7 @@ async def main(argv: list[str]) -> int:
                         help="run neither the daily retention nor the audit checkpoints")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    refuse_unsafe(settings, "approval")
     setup_logging()
     redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
     engine = records.make_engine(settings.database_url)

@@ -12,10 +12,7 @@ import qrcode
 from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 
-
-def mask_id_number(id_number: str) -> str:
-    """Only the first 6 and last 4 characters are printed (the rest is personal data)."""
-    return id_number[:6] + "*" * max(0, len(id_number) - 10) + id_number[-4:]
+from core.pii import mask_id_number
 
 
 def content(certificate_no: str, case_no: str, item_code: str, item_name: str,

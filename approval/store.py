@@ -22,8 +22,10 @@ from approval import certificate as cert
 from approval import workflow as wf
 from approval.calendar import WorkCalendar
 from approval.eseal import SealKeys, canonical
+from approval.revocation import revocation_text
 from approval.tables import case_materials, case_steps, cases, certificates, decisions
 from core import audit, records
+from core.pii import PiiKeys, keys_for
 from core.settings import Settings
 
 VisitOutcome = Literal["稍等片刻", "现场开单", "当面说清", "放心回家"]
@@ -93,15 +95,25 @@ def _summary(state: wf.CaseState | None) -> dict[str, Any] | None:
 
 class CaseStore:
     def __init__(self, engine: AsyncEngine, calendar: WorkCalendar, seal: SealKeys,
-                 issuer: str) -> None:
+                 issuer: str, pii: PiiKeys) -> None:
         self.engine = engine
         self.calendar = calendar
         self.seal = seal
         self.issuer = issuer
+        self.pii = pii
+
+    def open_case(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A case row with its ID and phone numbers decrypted (for the caller to mask)."""
+        case_no = row["case_no"]
+        return {**row, "id_number": self.pii.decrypt(row["id_number"],
+                                                     f"cases.id_number:{case_no}"),
+                "phone": self.pii.decrypt(row["phone"], f"cases.phone:{case_no}")}
 
     # --- create -------------------------------------------------------------------------
 
-    async def create(self, sub: CaseSubmission, clerk: str, now: datetime) -> CaseChange:
+    async def create(self, sub: CaseSubmission, clerk: str, now: datetime,
+                     call_clerks: tuple[str, ...] = ()) -> CaseChange:
+        """A new case; `call_clerks` are the clerks of its call (they may read it)."""
         async with self.engine.begin() as conn:
             item = (await conn.execute(select(records.service_items).where(
                 records.service_items.c.code == sub.item_code,
@@ -124,8 +136,12 @@ class CaseStore:
             await conn.execute(cases.insert().values(
                 case_no=case_no, item_code=sub.item_code, item_name=item["name"],
                 terminal_id=sub.terminal_id, call_id=sub.call_id, clerk=clerk,
-                applicant_name=sub.applicant_name, id_number=sub.id_number, phone=sub.phone,
-                scans=sub.scans, verification=sub.verification, outcome=sub.outcome,
+                applicant_name=sub.applicant_name,
+                id_number=self.pii.encrypt(sub.id_number, f"cases.id_number:{case_no}"),
+                phone=self.pii.encrypt(sub.phone, f"cases.phone:{case_no}"),
+                id_number_hash=self.pii.search_hash("id_number", sub.id_number),
+                call_clerks=sorted({clerk, *call_clerks}), scans=sub.scans,
+                verification=sub.verification, outcome=sub.outcome,
                 **self._case_columns(t.state, now)))
             await conn.execute(case_materials.insert(), [
                 {"case_no": case_no, "name": m.name, "core": m.core, "provided": m.provided,
@@ -242,7 +258,7 @@ class CaseStore:
                 decisions.c.case_no == case_no).order_by(decisions.c.id))).mappings().all()
             mats = (await conn.execute(select(case_materials).where(
                 case_materials.c.case_no == case_no))).mappings().all()
-        return {"case": dict(row), "steps": [dict(s) for s in steps],
+        return {"case": self.open_case(dict(row)), "steps": [dict(s) for s in steps],
                 "decisions": [dict(v) for v in votes], "materials": [dict(m) for m in mats]}
 
     async def queue(self, groups: list[str], limit: int = 100) -> list[dict[str, Any]]:
@@ -328,10 +344,14 @@ class CaseStore:
         return None if row is None else dict(row)
 
     async def revoke(self, certificate_no: str, actor: str, reason: str, now: datetime) -> None:
+        """Revoke, with the seal's signature over who revoked it, when and why."""
+        at = now.astimezone(UTC).replace(microsecond=0)
+        signature, _ = self.seal.sign(revocation_text(certificate_no, at, reason, actor))
         async with self.engine.begin() as conn:
             await conn.execute(certificates.update().where(
                 certificates.c.certificate_no == certificate_no).values(
-                revoked_at=now, revoked_reason=reason))
+                revoked_at=at, revoked_reason=reason, revoked_by=actor,
+                revocation_signature=f"{self.seal.current_id}.{signature}"))
             await audit.append(conn, actor, "certificate.revoke", certificate_no, None,
                                {"reason": reason}, now)
 
@@ -372,12 +392,14 @@ class CaseStore:
         """Issue the certificate in the same transaction as the approval that earns it."""
         if wf.IssueCertificate() not in t.effects:
             return t
-        row = (await conn.execute(select(cases.c.item_code, cases.c.item_name,
-                                         cases.c.applicant_name, cases.c.id_number).where(
+        row = (await conn.execute(select(cases.c.case_no, cases.c.item_code,
+                                         cases.c.item_name, cases.c.applicant_name,
+                                         cases.c.id_number, cases.c.phone).where(
             cases.c.case_no == t.state.case_no))).mappings().one()
+        opened = self.open_case(dict(row))
         number = f"E{now:%Y%m%d}{secrets.token_hex(5).upper()}"
         fields = cert.content(number, t.state.case_no, row["item_code"], row["item_name"],
-                              row["applicant_name"], row["id_number"], self.issuer, now,
+                              row["applicant_name"], opened["id_number"], self.issuer, now,
                               self.seal.current_id)
         text = canonical(fields)
         signature, key_id = self.seal.sign(text)
@@ -392,5 +414,9 @@ def make_store(engine: AsyncEngine, settings: Settings) -> CaseStore:
     """The case store as configured: working calendar, seal keys, issuer."""
     calendar = WorkCalendar.parse(",".join(settings.approval_holidays),
                                   ",".join(settings.approval_makeup_days))
-    return CaseStore(engine, calendar, SealKeys(settings.eseal_key_dir, settings.eseal_key_id),
-                     settings.eseal_issuer)
+    local = settings.run_mode == "local"
+    seal = SealKeys(settings.eseal_key_dir, settings.eseal_key_id,
+                    settings.eseal_passphrase, generate=local)
+    return CaseStore(engine, calendar, seal, settings.eseal_issuer,
+                     keys_for(settings.pii_key_file, local))
+

@@ -32,8 +32,8 @@ cases = Table(
     Column("call_id", String(64), nullable=True),
     Column("clerk", String(64), nullable=False),
     Column("applicant_name", String(64), nullable=False),
-    Column("id_number", String(18), nullable=False),
-    Column("phone", String(20), nullable=False),
+    Column("id_number", Text, nullable=False),  # encrypted (core.pii), never plaintext
+    Column("phone", Text, nullable=False),  # encrypted (core.pii)
     Column("scans", JSONB, nullable=False),
     Column("verification", JSONB, nullable=False),
     Column("outcome", String(8), nullable=False),
@@ -45,6 +45,8 @@ cases = Table(
     Column("due_at", DateTime(timezone=True), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("id_number_hash", String(64), nullable=False, server_default=""),  # keyed, search
+    Column("call_clerks", ARRAY(String(64)), nullable=False, server_default="{}"),  # of the call
 )
 
 case_materials = Table(
@@ -101,6 +103,8 @@ certificates = Table(
     Column("printed_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("revoked_reason", Text, nullable=False, server_default=""),
+    Column("revocation_signature", Text, nullable=True),  # the seal over the revocation
+    Column("revoked_by", String(64), nullable=True),
 )
 
 

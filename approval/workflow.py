@@ -248,6 +248,8 @@ def decide(state: CaseState, group: str, reviewer: str, decision: ReviewDecision
         raise InvalidTransition("该部门不在本环节待审之列，或已作出决定")
     if decision in ("reject", "return") and not comment.strip():
         raise InvalidTransition("不予许可或退回补正必须填写理由")
+    if run.mode == "all" and any(v.reviewer == reviewer for v in run.votes):
+        raise InvalidTransition("会签须由各部门的不同人员分别审查，您已代表其他部门签过")
     vote = Vote(group=group, reviewer=reviewer, decision=decision, comment=comment, at=now)
     run = run.model_copy(update={"votes": [*run.votes, vote]})
     outcome = _step_outcome(run)

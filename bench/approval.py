@@ -141,7 +141,8 @@ def run(args: argparse.Namespace, folder: Path) -> None:
         upgrade(pg.url)
         asyncio.run(seed_demo(pg.url))
         env = {**os.environ, "REDIS_URL": redis_server.url, "DATABASE_URL": pg.url,
-               "ESEAL_KEY_DIR": str(folder / "eseal"), "PYTHONPATH": str(ROOT)}
+               "ESEAL_KEY_DIR": str(folder / "eseal"), "PYTHONPATH": str(ROOT),
+               "RUN_MODE": "local", "PII_KEY_FILE": str(folder / "pii.key")}
         settings = Settings.from_env(env)
         consumers = [subprocess.Popen(
             [sys.executable, "-m", "approval", "--auto", GROUPS, "--name", f"auto{i}",

@@ -305,7 +305,8 @@ def _driver(ns: list[int], seconds: float, warmup: float, record: bool,
             env = {**os.environ, "REDIS_URL": redis.url, "DATABASE_URL": pg.url,
                    "STORAGE_ROOT": str(folder / "storage"), "MEDIA_LISTEN_PORT": str(port),
                    "MEDIA_ICE_HOSTS": "127.0.0.1", "JOIN_TOKEN_SECRET": SECRET,
-                   "MEDIA_CAPACITY": "64", "MEDIA_RECORD": "true" if record else "false"}
+                   "MEDIA_CAPACITY": "64", "MEDIA_RECORD": "true" if record else "false",
+                   "RUN_MODE": "local"}
             with (folder / "worker.log").open("wb") as log:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "media"], cwd=ROOT, env=env, stdout=log,

@@ -252,7 +252,7 @@ async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: st
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": pg_url,
            "LISTEN_HOST": "127.0.0.1", "LISTEN_PORT": str(port), "OFFER_TIMEOUT_S": "30",
-           "WRAPUP_S": "30", "TERMINAL_GRACE_S": "60"}
+           "WRAPUP_S": "30", "TERMINAL_GRACE_S": "60", "RUN_MODE": "local"}
     log = (folder / "signaling.log").open("wb")
     profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
     node = subprocess.Popen([sys.executable, *profile, "-m", "signaling"],  # noqa: ASYNC220

@@ -2,7 +2,9 @@
 
 A join token is `base64url(json claims) + "." + base64url(HMAC-SHA256(secret, claims))`.
 Signaling mints it, the worker checks it; both share `join_token_secret`. Pure functions:
-the caller passes `now`.
+the caller passes `now`. Each token has an id: the worker remembers used ids until they
+expire (single use), and a participant's connection is replaced only by a token issued
+later for the same participant (a reconnect after a drop).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass
+import secrets
+from dataclasses import asdict, dataclass, field
 from typing import Literal, cast
 
 JoinRole = Literal["terminal", "clerk", "second_clerk", "control"]
@@ -33,6 +36,8 @@ class JoinClaims:
     participant_id: str
     role: JoinRole
     expires_at: float
+    token_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    issued_at: float = 0.0
 
 
 def _b64(data: bytes) -> str:
@@ -69,9 +74,13 @@ def verify(secret: str, token: str, now: float) -> JoinClaims:
             participant_id=str(raw["participant_id"]),
             role=cast(JoinRole, str(raw["role"])),
             expires_at=float(raw["expires_at"]),
+            token_id=str(raw["token_id"]),
+            issued_at=float(raw.get("issued_at", 0.0)),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise JoinTokenError("bad_token", "入会凭证内容不完整") from exc
+    if not 8 <= len(claims.token_id) <= 64:
+        raise JoinTokenError("bad_token", "入会凭证编号无效")
     if claims.role not in ROLES:
         raise JoinTokenError("bad_token", "入会凭证角色无效")
     if claims.expires_at <= now:

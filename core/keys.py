@@ -207,3 +207,31 @@ def retention_last_run() -> str:
 def audit_checkpoint_lock() -> str:
     """Lock so one approval worker at a time signs the audit checkpoint."""
     return f"{PREFIX}lock:audit-checkpoint"
+
+
+# --- security (sessions, login throttling, join tokens, kiosk proofs) -------------------
+
+
+def sessions_of(principal: str) -> str:
+    """Set of the session ids of one principal ("staff:<username>", "terminal:<id>")."""
+    return f"{PREFIX}sessions:{principal}"
+
+
+def sessions_revoked() -> str:
+    """Pub/sub channel: session ids ended now, whose websockets every node closes."""
+    return f"{PREFIX}sessions:revoked"
+
+
+def login_guard(scope: str) -> str:
+    """Hash of failed attempts for one scope ("account:<name>", "address:<ip>", ...)."""
+    return f"{PREFIX}guard:{scope}"
+
+
+def join_token_used(token_id: str) -> str:
+    """TTL key: this join token was used once (single use until it expires)."""
+    return f"{PREFIX}jointoken:{token_id}"
+
+
+def kiosk_unlock(session_id: str) -> str:
+    """JSON (TTL): what a kiosk session may print now (staff PIN, or cases proven)."""
+    return f"{PREFIX}kiosk:unlock:{session_id}"

@@ -1,4 +1,8 @@
-"""Structured logging: one JSON object per line, with the `extra` fields of each call."""
+"""Structured logging: one JSON object per line, with the `extra` fields of each call.
+
+Every line passes `core.pii.mask_text`: an ID or mobile number that reached a log call
+anyway is written masked (first 6 and last 4).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import logging
 import sys
 import time
 from typing import Any
+
+from core.pii import mask_text
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -25,7 +31,7 @@ class JsonFormatter(logging.Formatter):
                 out[k] = v if isinstance(v, str | int | float | bool | None) else repr(v)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False)
+        return mask_text(json.dumps(out, ensure_ascii=False))
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -48,6 +48,14 @@ terminals = Table(
     Column("token_hash", String(64), nullable=False),  # SHA-256 hex of the device token
     Column("active", Boolean, nullable=False, server_default="true"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Enrolment (0005_security): a one-time code's SHA-256 and expiry; a rotation asked for.
+    Column("enrol_code_hash", String(64), nullable=True),
+    Column("enrol_expires_at", DateTime(timezone=True), nullable=True),
+    Column("rotate_pending", Boolean, nullable=False, server_default="false"),
+    Column("staff_pin_hash", Text, nullable=True),  # Argon2id of the village staff's PIN
+    # Region-code prefixes this kiosk may route to besides its own (跨省通办 partners).
+    Column("handling_regions", ARRAY(String(12)), nullable=False, server_default="{}"),
+    Column("priority_allowed", Boolean, nullable=False, server_default="true"),
 )
 
 service_items = Table(

@@ -255,6 +255,40 @@ class Settings:
         "RETENTION_INTERVAL_S", 86400.0, "the approval worker runs the retention job this "
         "often (daily)")
 
+    # --- security (docs/security.md) --------------------------------------------------
+    run_mode: Literal["production", "local"] = setting(
+        "RUN_MODE", "production", "`local` only for `make run` and the test stacks (default "
+        "secrets, demo data, the kiosk's `?token=` URL); `production` refuses to start with a "
+        "default or short secret")
+    ops_token: str = setting("OPS_TOKEN", "", "bearer token of `/metrics` and the worker's "
+                             "`/health`; empty: loopback callers only (required in production)")
+    pii_key_file: Path = setting(
+        "PII_KEY_FILE", ROOT / "var" / "pii.key", "keys of personal data at rest (AES-GCM) and "
+        "of its search hash (`python -m signaling.admin new-pii-key`)", shown="`var/pii.key`")
+    eseal_passphrase: str = setting("ESEAL_PASSPHRASE", "", "passphrase of the e-seal private "
+                                    "keys (required in production)")
+    trusted_proxies: tuple[str, ...] = setting(
+        "TRUSTED_PROXIES", ("127.0.0.1/32", "::1/128"), "networks whose `X-Forwarded-For` names "
+        "the caller's address (login throttling, audit)", shown="loopback")
+    login_account_failures: int = setting(
+        "LOGIN_ACCOUNT_FAILURES", 5, "failed logins of one account (or proofs at one kiosk) "
+        "before it is locked")
+    login_address_failures: int = setting("LOGIN_ADDRESS_FAILURES", 20,
+                                          "failed logins from one address before it is locked")
+    login_lock_s: float = setting("LOGIN_LOCK_S", 60.0,
+                                  "the first lock; each further one doubles, up to an hour")
+    login_window_s: float = setting("LOGIN_WINDOW_S", 900.0, "failures count over this window")
+    login_hash_concurrency: int = setting(
+        "LOGIN_HASH_CONCURRENCY", 4, "password checks at once per node (in threads); more wait "
+        "a bounded time, then get `busy`")
+    media_max_captures: int = setting("MEDIA_MAX_CAPTURES", 60, "scans one call may take")
+    media_origins: tuple[str, ...] = setting(
+        "MEDIA_ORIGINS", (), "origins of further media workers pages may reach (CSP "
+        "`connect-src`), besides `MEDIA_PUBLIC_URL` (comma-separated)")
+    app_db_password: str = setting(
+        "APP_DB_PASSWORD", "", "`python -m core.migrate` gives the `vwindow_app` database role "
+        "(insert-only audit log) this password and login")
+
     @property
     def base_url(self) -> str:
         scheme = "https" if self.tls_cert_file else "http"

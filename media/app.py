@@ -2,8 +2,10 @@
 health.
 
 `POST /calls/{call_id}/join` is WHIP-like: a join token and a complete SDP offer in, the
-SDP answer out. Every other call-scoped request carries the join token as a bearer token
-(`?token=` for thumbnails, which an <img> cannot send headers for). Errors are JSON:
+SDP answer out. Every other call-scoped request carries a token as a bearer header (never
+in the URL): the participant's current join token, or a fresh one (used once). Join and
+control tokens are single use. `/health` (figures, call ids) needs `OPS_TOKEN` (or a
+loopback caller when none is set); `/healthz` only says the worker is up. Errors are JSON:
 `{"error": {"code", "message"}}`.
 """
 
@@ -20,8 +22,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from sqlalchemy import select
 
+from core import keys
 from core.jointoken import JoinClaims, JoinTokenError, verify
 from core.media_tables import scans
+from core.ops import ops_allowed
 from core.records import make_engine
 from core.replies import error_response
 from core.settings import Settings
@@ -77,7 +81,25 @@ def _bearer(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         return header[len("Bearer "):].strip()
-    return request.query.get("token", "")
+    return ""
+
+
+async def _use_once(request: web.Request, claims: JoinClaims) -> None:
+    """Remember the token id until it expires: a second use is refused."""
+    ttl = max(1, int(claims.expires_at - request.app[HUB].clock()) + 1)
+    fresh = await request.app[HUB].redis.set(keys.join_token_used(claims.token_id), "1",
+                                             nx=True, ex=ttl)
+    if not fresh:
+        raise JoinTokenError("token_used", "入会凭证已经用过，请刷新页面重新加入")
+
+
+async def _participant(request: web.Request, roles: set[str]) -> JoinClaims:
+    """A participant's request: its current join token, or a fresh token used once."""
+    claims = _claims(request, _bearer(request), roles)
+    if request.app[HUB].current_token(claims.call_id, claims.participant_id) \
+            != claims.token_id:
+        await _use_once(request, claims)
+    return claims
 
 
 def _claims(request: web.Request, token: str, roles: set[str] | None = None) -> JoinClaims:
@@ -102,50 +124,53 @@ async def join(request: web.Request) -> web.Response:
     except (ValueError, KeyError, TypeError) as exc:
         raise HubError(400, "bad_request", "请求应为 JSON：{token, sdp}") from exc
     claims = _claims(request, token, {"terminal", "clerk", "second_clerk"})
-    answer = await request.app[HUB].join(
-        claims.call_id, claims.participant_id, claims.role, sdp
-    )
+    hub = request.app[HUB]
+    await hub.refuse_ended(claims.call_id)
+    await _use_once(request, claims)
+    answer = await hub.join(claims.call_id, claims.participant_id, claims.role, sdp,
+                            claims.token_id, claims.issued_at)
     return web.json_response({"type": "answer", "sdp": answer,
                               "participant_id": claims.participant_id})
 
 
 async def leave(request: web.Request) -> web.Response:
-    claims = _claims(request, _bearer(request), {"terminal", "clerk", "second_clerk"})
+    claims = await _participant(request, {"terminal", "clerk", "second_clerk"})
     await request.app[HUB].leave(claims.call_id, claims.participant_id, claims.role)
     return web.json_response({"ok": True})
 
 
 async def stop(request: web.Request) -> web.Response:
     claims = _claims(request, _bearer(request), {"control"})
+    await _use_once(request, claims)
     reason = request.query.get("reason", "hangup")[:64]
     ended = await request.app[HUB].end(claims.call_id, reason, notify=False)
     return web.json_response({"ended": ended})
 
 
 async def capture(request: web.Request) -> web.Response:
-    claims = _claims(request, _bearer(request), {"clerk", "second_clerk"})
+    claims = await _participant(request, {"clerk", "second_clerk"})
     scan = await request.app[HUB].capture(claims.call_id, claims.participant_id)
-    scan["thumbnail_url"] += "?token=" + _bearer(request)
-    return web.json_response(scan, status=201)
+    return web.json_response(scan, status=201)  # the thumbnail: GET with the same bearer
 
 
 async def thumb(request: web.Request) -> web.StreamResponse:
-    claims = _claims(request, _bearer(request), {"clerk", "second_clerk"})
+    claims = await _participant(request, {"clerk", "second_clerk"})
     hub = request.app[HUB]
     async with hub.engine.connect() as conn:
         row = (await conn.execute(
             select(scans.c.call_id, scans.c.thumb_path)
             .where(scans.c.scan_id == request.match_info["scan_id"])
         )).first()
-    if row is None or row.call_id != claims.call_id:
+    path = hub.thumb_path(row.thumb_path) if row is not None else None
+    if row is None or row.call_id != claims.call_id or path is None:
         raise HubError(404, "no_scan", "找不到这张扫描件")
-    return web.FileResponse(hub.thumb_path(row.thumb_path),
-                            headers={"Content-Type": "image/jpeg"})
+    return web.FileResponse(path, headers={"Content-Type": "image/jpeg",
+                                           "Cache-Control": "private, no-store"})
 
 
 async def action(request: web.Request) -> web.Response:
     """A call action signaling forwards on a participant's behalf (`actor` in the body)."""
-    _claims(request, _bearer(request), {"control"})
+    await _use_once(request, _claims(request, _bearer(request), {"control"}))
     if (request.content_length or 0) > MAX_OFFER_BYTES:
         raise HubError(413, "too_large", "请求过大")
     try:
@@ -169,7 +194,14 @@ def cpu_by_thread() -> dict[str, float]:
     return out
 
 
+async def alive(request: web.Request) -> web.Response:
+    """For container health checks: up or not, nothing more."""
+    return web.json_response({"ok": True})
+
+
 async def health(request: web.Request) -> web.Response:
+    if not ops_allowed(request, request.app[SETTINGS]):
+        return error_response(401, "ops_token_required", "需要运维令牌")
     hub = request.app[HUB]
     info = hub.info(hub.clock())
     calls = {
@@ -215,4 +247,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/scans/{scan_id}/thumb", thumb)
     app.router.add_get("/replay/stream", replay_stream)
     app.router.add_get("/health", health)
+    app.router.add_get("/healthz", alive)
     return app

@@ -48,6 +48,8 @@ class Participant:
     pc: RTCPeerConnection
     outputs: list[SlotTrack] = field(default_factory=list)
     gone_since: float | None = None
+    token_id: str = ""  # the join token of this connection (its bearer for later requests)
+    issued_at: float = 0.0
 
 
 def gone_too_long(participants: dict[str, tuple[str, float | None]], now: float,
@@ -80,13 +82,14 @@ class Call:
         self._keepers: set[asyncio.Task[None]] = set()
         self.closed = False
 
-    async def join(self, participant_id: str, role: str, offer_sdp: str) -> str:
+    async def join(self, participant_id: str, role: str, offer_sdp: str, token_id: str = "",
+                   issued_at: float = 0.0) -> str:
         """Answer one participant's complete offer; a rejoin replaces the old connection."""
         old = self.participants.pop(participant_id, None)
         if old is not None:
             await self._close_participant(old)
         pc = RTCPeerConnection(self.configuration)
-        member = Participant(participant_id, role, pc)
+        member = Participant(participant_id, role, pc, token_id=token_id, issued_at=issued_at)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             transceivers = pc.getTransceivers()

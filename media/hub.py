@@ -85,6 +85,7 @@ class Hub:
         self.ice_servers: list[IceServer] = [IceServer(urls=[u]) for u in settings.media_stun_urls]
         self.actions: dict[str, Action] = {}  # by name; features register theirs
         self._notes: set[asyncio.Task[None]] = set()
+        self._captures: dict[str, int] = {}  # scans taken per call (bounded)
 
     async def act(self, call_id: str, action: str, body: dict[str, Any],
                   actor: str) -> dict[str, Any]:
@@ -99,10 +100,30 @@ class Hub:
 
     # --- calls ------------------------------------------------------------------------
 
-    async def join(self, call_id: str, participant_id: str, role: str, sdp: str) -> str:
+    async def refuse_ended(self, call_id: str) -> None:
+        """Before a join token is spent: a bad id or an ended call is refused as such."""
+        if not SAFE_ID.match(call_id):
+            raise HubError(400, "bad_call_id", "通话编号无效")
+        if call_id not in self.calls:
+            placed = await registry.placed_call(self.redis, call_id)
+            if placed is not None and placed.state in (CallState.ENDED, CallState.FAILED):
+                raise HubError(410, "call_ended", "通话已结束")
+
+    def current_token(self, call_id: str, participant_id: str) -> str | None:
+        """The join token id of the participant's live connection, if any."""
+        call = self.calls.get(call_id)
+        member = call.participants.get(participant_id) if call is not None else None
+        return member.token_id if member is not None else None
+
+    async def join(self, call_id: str, participant_id: str, role: str, sdp: str,
+                   token_id: str = "", issued_at: float = 0.0) -> str:
         call = await self._call_for(call_id)
+        old = call.participants.get(participant_id)
+        if old is not None and issued_at < old.issued_at:
+            # Only a newer token of the same participant (a reconnect) replaces a connection.
+            raise HubError(409, "stale_token", "这个入会凭证已被更新的连接取代，请刷新页面")
         try:
-            answer = await call.join(participant_id, role, sdp)
+            answer = await call.join(participant_id, role, sdp, token_id, issued_at)
         except (ValueError, KeyError, IndexError) as exc:  # aiortc's complaints about the SDP
             raise HubError(400, "bad_offer", "SDP offer 无法使用") from exc
         self._note(call_id, CallEventKind.JOINED, role, {"participant": participant_id})
@@ -197,6 +218,7 @@ class Hub:
         await call.close()
         final_chain = self._chain.pop(call_id, GENESIS)
         self._creating.pop(call_id, None)
+        self._captures.pop(call_id, None)
         values: dict[str, Any] = {"state": "ended", "end_reason": reason,
                                   "ended_at": _utc(self.clock())}
         if call.recorder is not None:
@@ -225,6 +247,10 @@ class Hub:
         call = self.calls.get(call_id)
         if call is None:
             raise HubError(404, "no_call", "通话不存在或已结束")
+        taken = self._captures.get(call_id, 0)
+        if taken >= self.settings.media_max_captures:
+            raise HubError(429, "too_many_captures", "这次通话拍的材料已经太多了")
+        self._captures[call_id] = taken + 1
         frames = call.capture.snapshot()
         still = await asyncio.to_thread(pick_sharpest, frames)
         if still is None:
@@ -253,8 +279,11 @@ class Hub:
             "thumbnail_url": f"{self.settings.media_url}/scans/{scan_id}/thumb",
         }
 
-    def thumb_path(self, relative: str) -> Path:
-        return self.settings.storage_root / relative
+    def thumb_path(self, relative: str) -> Path | None:
+        """The file under the storage root, or None for a path that would leave it."""
+        root = self.settings.storage_root.resolve()
+        path = (root / relative).resolve()
+        return path if path.is_relative_to(root) and path.is_file() else None
 
     # --- health -----------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from core.hardening import refuse_unsafe
 from core.logs import setup_logging
 from core.settings import Settings
 from core.tls import server_context
@@ -53,6 +54,7 @@ async def _collection_policy(app: web.Application) -> AsyncIterator[None]:
 
 def main() -> None:
     settings = Settings.from_env()
+    refuse_unsafe(settings, "signaling")
     setup_logging()
     app = create_app(settings)
     app.cleanup_ctx.append(_collection_policy)  # after the app's own start-up

@@ -23,6 +23,7 @@ from signaling import (
     cases_api,
     certificates_api,
     figures,
+    kiosk_certificates,
     policy,
     qa_api,
     qa_evaluations,
@@ -31,12 +32,14 @@ from signaling import (
     qa_holds,
     reviewer_api,
     scans_api,
+    sessions,
     verify_page,
 )
-from signaling.appkeys import CASES, ENGINE, REDIS, SETTINGS
+from signaling.appkeys import CASES, CLOCK, ENGINE, REDIS, SETTINGS
 from signaling.catalogue import Catalogue
 from signaling.media_watch import WATCH_INTERVAL_S, MediaWatch
 from signaling.node import NODE, SignalingNode
+from signaling.origin_check import origin_of, same_origin
 from signaling.placement import CallPlacement, WorkerPlacement
 from signaling.ws import ws_handler
 
@@ -44,22 +47,40 @@ log = logging.getLogger("signaling.app")
 WEB_ROOT = ROOT / "web"
 PAGES = ("terminal", "clerk", "reviewer", "qa")
 
-# Nothing is loaded from outside the server; media streams come from the same origin's
-# workers or, in a deployment, from configured worker URLs (connect-src covers them).
+# Nothing is loaded from outside the server; pages connect only to the service itself and
+# to its media workers (MEDIA_PUBLIC_URL, MEDIA_ORIGINS).
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-       "connect-src 'self' ws: wss: http: https:; style-src 'self' 'unsafe-inline'; "
-       "object-src 'none'; frame-ancestors 'none'")
+       "connect-src {connect}; style-src 'self' 'unsafe-inline'; "
+       "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+PERMISSIONS = "camera=(self), microphone=(self), geolocation=(), payment=(), usb=()"
+
+
+def security_headers(settings: Settings) -> dict[str, str]:
+    media = origin_of(settings.media_url)
+    workers = {media, media.replace("://127.0.0.1", "://localhost"),
+               media.replace("://localhost", "://127.0.0.1"),
+               *(origin_of(o) for o in settings.media_origins)} - {""}
+    headers = {"Content-Security-Policy": CSP.format(connect=" ".join(
+                   ["'self'", *sorted(workers)])),
+               "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
+               "Permissions-Policy": PERMISSIONS, "X-Frame-Options": "DENY"}
+    if settings.cookie_secure:
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    return headers
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+HEADERS: web.AppKey[dict[str, str]] = web.AppKey("security_headers")
 
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Security headers on every answer; an unexpected failure becomes a plain-words 500."""
+    headers = request.app[HEADERS]
     try:
         resp = await handler(request)
     except web.HTTPException as exc:
-        exc.headers.setdefault("X-Content-Type-Options", "nosniff")
+        for name, value in headers.items():
+            exc.headers.setdefault(name, value)
         raise
     except (OperationalError, InterfaceError, OSError) as exc:
         # PostgreSQL away (a restart, a failover): nothing was saved, and the person is told.
@@ -73,9 +94,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise http_error(web.HTTPInternalServerError, "internal",
                          "服务器暂时出错，请稍后再试") from exc
     if not resp.prepared:
-        resp.headers.setdefault("Content-Security-Policy", CSP)
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("Referrer-Policy", "same-origin")
+        for name, value in headers.items():
+            resp.headers.setdefault(name, value)
     return resp
 
 
@@ -164,9 +184,14 @@ async def _close_websockets(app: web.Application) -> None:
 def create_app(settings: Settings, clock: Clock = wall,
                placement: PlacementFactory = WorkerPlacement) -> web.Application:
     """The signaling app; tests pass their own clock and media side."""
-    app = web.Application(middlewares=[guard, policy.enforce], client_max_size=8 * 1024 * 1024)
+    app = web.Application(middlewares=[guard, same_origin, policy.enforce],
+                          client_max_size=8 * 1024 * 1024)
     app[SETTINGS] = settings
+    app[HEADERS] = security_headers(settings)
+    app[CLOCK] = clock
+    app[sessions.SOCKETS] = sessions.SessionSockets()
     app.cleanup_ctx.append(_resources(clock, placement))
+    app.cleanup_ctx.append(sessions.running(lambda a: a[REDIS]))
     app.on_shutdown.append(_close_websockets)
     auth.setup_routes(app)
     figures.setup_routes(app)
@@ -185,4 +210,5 @@ def create_app(settings: Settings, clock: Clock = wall,
     scans_api.setup_routes(app)
     for qa in (qa_api, qa_flags_api, qa_evaluations, qa_holds, qa_export):
         qa.setup_routes(app)
+    kiosk_certificates.setup_routes(app)
     return app

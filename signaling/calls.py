@@ -93,7 +93,8 @@ class Calls:
         call = await self.store.call(call_id)
         if call is None:
             raise ClientError("no_call", "没有这个通话")
-        if by is not None and by not in call.clerks():
+        if by is not None and by != call.clerk:
+            # The call's own clerk ends it; an invited clerk only leaves (even after leaving).
             raise ClientError("not_your_call", "这不是您的通话")
         now = self.clock()
         if not await self.store.end_call(call, now, now + self.settings.wrapup_s, reason):

@@ -6,20 +6,33 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
-from approval import effects
 from approval import workflow as wf
 from approval.messages import CaseSubmitted
 from approval.store import CaseNotFound, CaseRefused, CaseSubmission
 from approval.tables import terminals_exists
 from core.fanout import publish, terminal_target
 from core.replies import http_error
-from signaling.appkeys import REDIS, SETTINGS
-from signaling.auth import require_session
+from signaling.appkeys import ENGINE, REDIS
+from signaling.audit_trail import note
+from signaling.auth import Session, require_session
+from signaling.case_access import (
+    PURPOSE_MAX,
+    CaseFacts,
+    View,
+    case_view,
+    masked,
+    may_change,
+    may_see_scans,
+    needs_purpose,
+)
+from signaling.case_binding import CaseBindingError, bind
 from signaling.case_http import (
     body,
     carry_out,
@@ -29,6 +42,7 @@ from signaling.case_http import (
     store_of,
     transition,
 )
+from signaling.kiosk_certificates import slip_text
 from verify.idnumber import check_id_number
 
 log = logging.getLogger("signaling.cases_api")
@@ -51,7 +65,11 @@ async def submit_case(request: web.Request) -> web.Response:
     if not await terminals_exists(store.engine, sub.terminal_id):
         raise http_error(web.HTTPBadRequest, "no_terminal", "终端未登记")
     try:
-        change = await store.create(sub, session.who, now())
+        call_clerks = await bind(request.app[REDIS], store.engine, sub, session.who)
+    except CaseBindingError as exc:
+        raise http_error(web.HTTPUnprocessableEntity, exc.code, exc.message) from exc
+    try:
+        change = await store.create(sub, session.who, now(), call_clerks)
     except CaseRefused as exc:
         raise http_error(web.HTTPUnprocessableEntity, "refused", str(exc)) from exc
     await carry_out(request, change)
@@ -76,10 +94,19 @@ async def _tell_terminal(request: web.Request, sub: CaseSubmission, case_no: str
                                                            "error": repr(exc)})
 
 
+SLIP_QR_S = 3600  # a kiosk draws the slip's QR code right after the visit, not later
+
+
 async def case_qr(request: web.Request) -> web.Response:
-    """The slip's QR code (SVG, drawn here so the kiosk loads nothing from outside)."""
-    await require_session(request, "terminal", "clerk")
-    svg = await asyncio.to_thread(_qr_svg, case_no_of(request))
+    """The slip's QR code (SVG, drawn here so the kiosk loads nothing from outside): the case
+    number and its slip code, the proof that opens the certificate at the kiosk later."""
+    session = await require_session(request, "terminal", "clerk")
+    case, view = await readable_case(request, session)
+    fresh = (now() - case["submitted_at"]).total_seconds() < SLIP_QR_S
+    if view == "none" or (session.role == "terminal" and not fresh):
+        raise http_error(web.HTTPNotFound, "no_case", "办件不存在")
+    text = slip_text(store_of(request).pii, case["case_no"])
+    svg = await asyncio.to_thread(_qr_svg, text)
     return web.Response(body=svg, content_type="image/svg+xml",
                         headers={"Cache-Control": "private, max-age=3600"})
 
@@ -98,38 +125,72 @@ async def my_cases(request: web.Request) -> web.Response:
     return web.json_response({"cases": await store_of(request).by_clerk(session.who)})
 
 
-async def resubmit_case(request: web.Request) -> web.Response:
-    session = await require_session(request, "clerk")
-    return await transition(request, store_of(request).resubmit(
-        case_no_of(request), session.who, now()))
-
-
-async def materials_arrived(request: web.Request) -> web.Response:
-    session = await require_session(request, "clerk")
-    names: MaterialsArrived = await body(request, MaterialsArrived)
-    return await transition(request, store_of(request).materials_arrived(
-        case_no_of(request), session.who, names.names, now()))
-
-
-async def case_detail(request: web.Request) -> web.Response:
-    session = await require_session(request, "clerk", "reviewer", "qa", "admin", "terminal")
+async def readable_case(request: web.Request, session: Session
+                        ) -> tuple[dict[str, Any], View]:
+    """The case (PII opened) and how much of it the caller may see; 404 when nothing."""
     try:
         detail = await store_of(request).get(case_no_of(request))
     except CaseNotFound as exc:
         raise http_error(web.HTTPNotFound, "no_case", "办件不存在") from exc
     case = detail["case"]
-    if session.role == "terminal" and case["terminal_id"] != session.who:
+    plan = wf.CaseState.model_validate(case["state"]).plan
+    view = case_view(session, CaseFacts.of(case, {g for st in plan for g in st.groups}))
+    if view == "none":  # not a matter of theirs: as if it did not exist
         raise http_error(web.HTTPNotFound, "no_case", "办件不存在")
+    return {**case, "_detail": detail}, view
+
+
+async def _own_case(request: web.Request) -> Session:
+    session = await require_session(request, "clerk")
+    case, _ = await readable_case(request, session)
+    plan = wf.CaseState.model_validate(case["state"]).plan
+    if not may_change(session, CaseFacts.of(case, {g for st in plan for g in st.groups})):
+        raise http_error(web.HTTPForbidden, "not_your_case", "只有受理这件事的工作人员可以修改")
+    return session
+
+
+async def resubmit_case(request: web.Request) -> web.Response:
+    session = await _own_case(request)
+    return await transition(request, store_of(request).resubmit(
+        case_no_of(request), session.who, now()))
+
+
+async def materials_arrived(request: web.Request) -> web.Response:
+    session = await _own_case(request)
+    names: MaterialsArrived = await body(request, MaterialsArrived)
+    return await transition(request, store_of(request).materials_arrived(
+        case_no_of(request), session.who, names.names, now()))
+
+
+def purpose_of(request: web.Request, session: Session) -> str:
+    """QA's stated purpose for opening a person's file (required, logged)."""
+    purpose = request.query.get("purpose", "").strip()
+    if needs_purpose(session) and not 2 <= len(purpose) <= PURPOSE_MAX:
+        raise http_error(web.HTTPBadRequest, "purpose_required", "请说明查阅目的（2 到 100 字）")
+    return purpose[:PURPOSE_MAX]
+
+
+async def case_detail(request: web.Request) -> web.Response:
+    session = await require_session(request, "clerk", "reviewer", "qa", "admin", "terminal")
+    purpose = purpose_of(request, session)
+    case, view = await readable_case(request, session)
+    detail = case.pop("_detail")
+    if view == "masked":
+        detail["case"] = masked(detail["case"])
+    elif view == "whole":
+        await note(request.app[ENGINE], session.who, "case.read", case["case_no"],
+                   {"role": session.role, "purpose": purpose})
+    case = detail["case"]
+    case.pop("id_number_hash", None)  # the search key stays on the server
     state = wf.CaseState.model_validate(case.pop("state"))
-    if session.role == "reviewer" and not {g for st in state.plan for g in st.groups} & set(
-            session.review_groups):
-        raise http_error(web.HTTPNotFound, "no_case", "办件不存在")  # not a matter of theirs
     out = jsonable(detail)
     out["case"]["status_name"] = wf.STATUS_NAMES[state.status]
     out["case"]["certificate_no"] = state.certificate_no
     out["case"]["working_seconds"] = wf.working_seconds_open(state, now())
     out["case"]["recording_url"] = f"/qa/#call={case['call_id']}" if case["call_id"] else None
-    out["case"]["scan_urls"] = [f"/api/scans/{s}" for s in case["scans"]]
+    suffix = f"?purpose={quote(purpose)}" if purpose else ""
+    out["case"]["scan_urls"] = [f"/api/scans/{s}{suffix}" for s in case["scans"]] \
+        if may_see_scans(session, view) else []
     run = state.current
     out["current"] = None if run is None else {
         "seq": run.seq, "level": run.level, "mode": run.mode,
@@ -141,19 +202,6 @@ async def case_detail(request: web.Request) -> web.Response:
     return web.json_response(out)
 
 
-async def terminal_cases(request: web.Request) -> web.Response:
-    """A terminal's recent cases: the snapshot a reconnecting kiosk shows and prints from."""
-    session = await require_session(request, "terminal")
-    settings = request.app[SETTINGS]
-    rows = await store_of(request).by_terminal(session.who)
-    for r in rows:
-        r["status_name"] = wf.STATUS_NAMES[r["status"]]
-        number = r["certificate_no"]
-        r["certificate_url"] = effects.certificate_url(settings.base_url, number) \
-            if number else None
-    return web.json_response({"cases": rows})
-
-
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/cases", submit_case)
     app.router.add_get("/api/cases", my_cases)
@@ -161,4 +209,3 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/cases/{case_no}/qr.svg", case_qr)
     app.router.add_post("/api/cases/{case_no}/resubmit", resubmit_case)
     app.router.add_post("/api/cases/{case_no}/materials", materials_arrived)
-    app.router.add_get("/api/terminal/cases", terminal_cases)

@@ -10,12 +10,15 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from approval import workflow as wf
 from approval.certificate import render_pdf
 from approval.store import CaseStore
 from core.replies import http_error
 from signaling.appkeys import SETTINGS
-from signaling.auth import require_session
+from signaling.auth import Session, require_session
+from signaling.case_access import CaseFacts, case_view
 from signaling.case_http import CERT_NO, body, now, store_of, transition
+from signaling.kiosk_certificates import may_print
 
 Verdict = Literal["valid", "revoked", "forged"]
 
@@ -40,14 +43,24 @@ async def revoke_certificate(request: web.Request) -> web.Response:
     return web.json_response({"certificate_no": row["certificate_no"], "revoked": True})
 
 
+async def _entitled(request: web.Request, session: Session, row: dict[str, Any]) -> None:
+    """The caller may see the case (a terminal: also opened by the PIN or a slip)."""
+    detail = await store_of(request).get(row["case_no"])
+    case = detail["case"]
+    plan = wf.CaseState.model_validate(case["state"]).plan
+    facts = CaseFacts.of(case, {g for st in plan for g in st.groups})
+    if case_view(session, facts) == "none":
+        raise http_error(web.HTTPNotFound, "no_certificate", "证照不存在")
+    if not await may_print(request, session, row["case_no"]):
+        raise http_error(web.HTTPForbidden, "proof_required",
+                         "请先输入回执上的办件编号和身份证后四位，或请村里工作人员输入 PIN")
+
+
 async def certificate_pdf(request: web.Request) -> web.Response:
     session = await require_session(request, "terminal", "clerk", "reviewer", "qa", "admin")
     row = await certificate_row(request)
     fields = json.loads(row["content"])
-    if session.role == "terminal":
-        detail = await store_of(request).get(row["case_no"])
-        if detail["case"]["terminal_id"] != session.who:
-            raise http_error(web.HTTPNotFound, "no_certificate", "证照不存在")
+    await _entitled(request, session, row)
     settings = request.app[SETTINGS]
     url = f"{settings.base_url}/verify/{row['certificate_no']}?s={row['signature'][:16]}"
     note = "本证照已撤销" if row["revoked_at"] else ""
@@ -61,9 +74,7 @@ async def certificate_pdf(request: web.Request) -> web.Response:
 async def certificate_printed(request: web.Request) -> web.Response:
     session = await require_session(request, "terminal")
     row = await certificate_row(request)
-    detail = await store_of(request).get(row["case_no"])
-    if detail["case"]["terminal_id"] != session.who:
-        raise http_error(web.HTTPNotFound, "no_certificate", "证照不存在")
+    await _entitled(request, session, row)
     return await transition(request, store_of(request).deliver(row["case_no"], session.who,
                                                                now()))
 
@@ -86,10 +97,30 @@ async def check_certificate(request: web.Request) -> tuple[Verdict, dict[str, An
     return verdict(row, store, request.query.get("s")), row
 
 
+# What a certificate check shows anyone; the name (masked) only with the QR's signature.
+PUBLIC_FIELDS = ("certificate_no", "item_name", "issuer", "issued_at")
+
+
+def public_fields(row: dict[str, Any] | None, result: Verdict,
+                  presented: str | None) -> dict[str, str] | None:
+    """Never the case number nor the whole ID number; the applicant's name (masked) only
+    when the QR's signature parameter came along (the holder of the paper)."""
+    if row is None or result == "forged":
+        return None
+    fields = json.loads(row["content"])
+    out = {k: str(fields[k]) for k in PUBLIC_FIELDS}
+    if presented and len(presented) >= 16:
+        name = str(fields["applicant"])
+        out["applicant"] = name[0] + "*" * (len(name) - 2) + name[-1] if len(name) > 2 \
+            else name[0] + "*"
+        out["id_number"] = str(fields["id_number"])  # already masked in the content
+    return out
+
+
 async def verify_json(request: web.Request) -> web.Response:
     result, row = await check_certificate(request)
-    fields = json.loads(row["content"]) if row and result != "forged" else None
-    return web.json_response({"verdict": result, "certificate": fields})
+    return web.json_response({"verdict": result, "certificate": public_fields(
+        row, result, request.query.get("s"))})
 
 
 def setup_routes(app: web.Application) -> None:

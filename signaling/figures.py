@@ -14,6 +14,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from pydantic import BaseModel
 
+from core.ops import ops_allowed
+from core.replies import http_error
+from signaling.appkeys import SETTINGS
 from signaling.auth import require_session
 from signaling.node import NODE, SignalingNode
 
@@ -95,6 +98,8 @@ async def figures_json(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    if not ops_allowed(request, request.app[SETTINGS]):
+        raise http_error(web.HTTPUnauthorized, "ops_token_required", "需要运维令牌")
     node = request.app[NODE]
     registry = CollectorRegistry()
     registry.register(_Snapshot(await collect(node, node.clock())))

@@ -77,14 +77,14 @@ def media_join(settings: Settings, worker_url: str, call_id: str, participant_id
                role: CallRole, now: float) -> MediaJoin:
     expires_at = now + settings.join_token_ttl_s
     token = mint(settings.join_token_secret,
-                 JoinClaims(call_id, participant_id, role, expires_at))
+                 JoinClaims(call_id, participant_id, role, expires_at, issued_at=now))
     return MediaJoin(worker_url=worker_url, call_id=call_id, participant_id=participant_id,
                      role=role, token=token, ice_servers=ice_servers(settings, participant_id, now),
                      expires_at=expires_at)
 
 
 def control_token(settings: Settings, call_id: str, now: float) -> str:
-    claims = JoinClaims(call_id, "signaling", "control", now + 60)
+    claims = JoinClaims(call_id, "signaling", "control", now + 60, issued_at=now)
     return mint(settings.join_token_secret, claims)
 
 

@@ -43,6 +43,7 @@ ROUTES: dict[tuple[str, str], Allowed] = {
     ("POST", "/api/login"): PUBLIC,
     ("POST", "/api/logout"): PUBLIC,
     ("POST", "/api/terminal/session"): PUBLIC,
+    ("POST", "/api/terminal/enrol"): PUBLIC,
     ("GET", "/api/me"): ANY,
     ("GET", "/ws"): _roles("terminal", "clerk", "reviewer"),
     # catalogue
@@ -60,6 +61,9 @@ ROUTES: dict[tuple[str, str], Allowed] = {
     ("POST", "/api/cases/{case_no}/resubmit"): _roles("clerk"),
     ("POST", "/api/cases/{case_no}/materials"): _roles("clerk"),
     ("GET", "/api/terminal/cases"): _roles("terminal"),
+    ("POST", "/api/terminal/unlock"): _roles("terminal"),
+    ("POST", "/api/terminal/claim"): _roles("terminal"),
+    ("POST", "/api/terminal/lock"): _roles("terminal"),
     # review
     ("GET", "/api/reviewer/queue"): _roles("reviewer"),
     ("POST", "/api/reviewer/claim"): _roles("reviewer"),

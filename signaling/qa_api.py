@@ -85,7 +85,7 @@ async def qa_config(request: web.Request) -> web.Response:
 async def search_calls(request: web.Request) -> web.Response:
     await require_session(request, "qa", "admin")
     q: SearchQuery = _query(request, SearchQuery)
-    return web.json_response(await search(request.app[ENGINE], q))
+    return web.json_response(await search(request.app[ENGINE], q, store_of(request).pii))
 
 
 def _call_id(request: web.Request) -> str:
@@ -97,7 +97,8 @@ def _call_id(request: web.Request) -> str:
 
 async def call_info(request: web.Request) -> web.Response:
     await require_session(request, "qa", "admin")
-    detail = await call_detail(request.app[ENGINE], request.app[SETTINGS], _call_id(request))
+    detail = await call_detail(request.app[ENGINE], request.app[SETTINGS],
+                               store_of(request), _call_id(request))
     if detail is None:
         raise http_error(web.HTTPNotFound, "no_call", "没有这次通话的录像")
     return web.json_response(detail)

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from approval.store import CaseStore
 from approval.tables import cases
 from approval.workflow import STATUS_NAMES
 from core import records
@@ -31,6 +32,7 @@ from core.evidence import (
     file_sha256,
 )
 from core.media_tables import media_calls, recording_segments, scans
+from core.pii import mask_id_number, mask_phone
 from core.qa_flags import STATE_NAMES, FlagState
 from core.qa_tables import (
     call_events,
@@ -48,18 +50,14 @@ _HASHES: OrderedDict[tuple[str, int, int], str] = OrderedDict()
 _HASHES_MAX = 4096
 
 
-def masked(value: str | None) -> str | None:
-    """An ID or phone number as QA pages show it: first 6 and last 4 (the export keeps it
-    whole). The security work brings one masking rule for every page: use it here."""
-    if not value or len(value) <= 10:
-        return value
-    return value[:6] + "*" * (len(value) - 10) + value[-4:]
-
-
-def shown_case(case: Any) -> dict[str, Any]:
-    out: dict[str, Any] = jsonable({k: v for k, v in dict(case).items() if k != "state"})
-    out["id_number"], out["phone"] = masked(out.get("id_number")), masked(out.get("phone"))
-    return out
+def shown_case(opened: dict[str, Any]) -> dict[str, Any]:
+    """An opened case as QA pages show it: ID and phone numbers masked (the export keeps them
+    whole)."""
+    out = {k: v for k, v in opened.items() if k not in ("state", "id_number_hash")}
+    out["id_number"] = mask_id_number(str(out["id_number"]))
+    out["phone"] = mask_phone(str(out["phone"]))
+    shown: dict[str, Any] = jsonable(out)
+    return shown
 
 
 def _cached_sha256(path: Path) -> str | None:
@@ -169,7 +167,7 @@ async def case_of_call(engine: AsyncEngine, call_id: str) -> Any:
                 ).mappings().first()
 
 
-async def call_detail(engine: AsyncEngine, settings: Settings,
+async def call_detail(engine: AsyncEngine, settings: Settings, store: CaseStore,
                       call_id: str) -> dict[str, Any] | None:
     """Everything the replay page shows beside the video, or None for no such call."""
     m, seg = media_calls, recording_segments.c
@@ -206,7 +204,7 @@ async def call_detail(engine: AsyncEngine, settings: Settings,
     report = await integrity(engine, settings, call_id, call["state"] != "active")
     case_out = None
     if case is not None:
-        case_out = shown_case(case)
+        case_out = shown_case(store.open_case(dict(case)))
         case_out["scan_urls"] = [f"/api/scans/{s}" for s in case["scans"]]
         case_out["status_name"] = STATUS_NAMES.get(case["status"], case["status"])
     return {

@@ -2,7 +2,7 @@
 
 A row joins the call (media_calls) with its latest case, its terminal's village, its
 clerk's name and its 问题件. Two filters read data other parts own and may change:
-`id_number_matches` (the ID number, to become a keyed hash) and `satisfaction_column`
+`id_number_matches` (the ID number, by its keyed hash) and `satisfaction_column`
 (the applicant's rating): each is one function here, switched in one place.
 """
 
@@ -20,6 +20,7 @@ from sqlalchemy.sql import Select
 from approval.tables import cases
 from core import records
 from core.media_tables import media_calls
+from core.pii import PiiKeys
 from core.qa_flags import OPEN_STATES
 from core.qa_tables import qa_flags
 from verify.idnumber import check_id_number
@@ -48,11 +49,11 @@ class SearchQuery(BaseModel):
     per_page: int = Field(default=20, ge=1, le=100)
 
 
-def id_number_matches(value: str) -> ColumnElement[bool]:
-    """Exact match on the applicant's ID number. The security work stores a keyed hash:
-    this is the one place to compare with it instead."""
+def id_number_matches(value: str, pii: PiiKeys) -> ColumnElement[bool]:
+    """Exact match on the applicant's ID number: stored encrypted, found by its keyed hash."""
     checked = check_id_number(value, datetime.now().date())
-    return cases.c.id_number == (checked.normalized if checked.valid else value.upper())
+    return cases.c.id_number_hash == pii.search_hash(
+        "id_number", checked.normalized if checked.valid else value)
 
 
 def satisfaction_column() -> ColumnElement[Any]:
@@ -75,7 +76,7 @@ def _flag_counts() -> Any:
             .where(f.call_id.is_not(None)).group_by(f.call_id).subquery("f"))
 
 
-def _query(q: SearchQuery) -> Select[Any]:
+def _query(q: SearchQuery, pii: PiiKeys) -> Select[Any]:
     m, t, a = media_calls, records.terminals, records.accounts
     c, f = _latest_case(), _flag_counts()
     sat = satisfaction_column()
@@ -111,7 +112,7 @@ def _query(q: SearchQuery) -> Select[Any]:
         where.append(c.c.case_no == q.case_no)
     if q.id_number:
         where.append(c.c.case_no.in_(select(cases.c.case_no).where(
-            id_number_matches(q.id_number))))
+            id_number_matches(q.id_number, pii))))
     if q.verdict == "none":
         where.append(or_(c.c.case_no.is_(None), c.c.verification["verdict"].astext.is_(None)))
     elif q.verdict:
@@ -148,9 +149,9 @@ def _row(row: Any) -> dict[str, Any]:
     }
 
 
-async def search(engine: AsyncEngine, q: SearchQuery) -> dict[str, Any]:
+async def search(engine: AsyncEngine, q: SearchQuery, pii: PiiKeys) -> dict[str, Any]:
     """One page of matching calls, newest first, and how many match in all."""
-    stmt = _query(q)
+    stmt = _query(q, pii)
     async with engine.connect() as conn:
         total = int(await conn.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
         rows = (await conn.execute(

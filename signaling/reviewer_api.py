@@ -78,6 +78,13 @@ async def reviewer_decide(request: web.Request) -> web.Response:
     decision = await body(request, DecisionRequest)
     if decision.group not in session.review_groups:
         raise http_error(web.HTTPForbidden, "not_your_group", "您不属于该审查部门")
+    redis = request.app[REDIS]
+    task_ref = streams.task_id(decision.case_no, decision.seq, decision.group)
+    # 办件随机分配 / 领取: only a task assigned to (or claimed by) this reviewer is decided.
+    mine = [t for t in await streams.held_by(redis, decision.group, session.who, count=100)
+            if t.task_id == task_ref]
+    if not mine:
+        raise http_error(web.HTTPForbidden, "not_assigned", "这件办件没有分给您，请先领取")
     try:
         change = await store_of(request).decide(
             decision.case_no, decision.seq, decision.group, session.who, decision.decision,
@@ -89,14 +96,8 @@ async def reviewer_decide(request: web.Request) -> web.Response:
     if change.applied == "stale":
         raise http_error(web.HTTPConflict, "stale", "该环节已结束或已由他人处理")
     await carry_out(request, change)
-    redis = request.app[REDIS]
-    task_ref = streams.task_id(decision.case_no, decision.seq, decision.group)
-    task = (await streams.find(redis, decision.group, decision.message_id)
-            if decision.message_id else None)
-    if task is not None and task.task_id == task_ref:
+    for task in mine:
         await streams.ack(redis, task)
-    else:  # decided without claiming: holders find the task stale and drop it
-        await streams.unqueue(redis, task_ref)
     return status_reply(change, applied=change.applied)
 
 

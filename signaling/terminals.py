@@ -27,6 +27,12 @@ from signaling.queue_store import QueueStore
 log = logging.getLogger("signaling.terminals")
 
 
+def may_route(session: Session, region: str) -> bool:
+    """Its own province, or a partner region named in the terminal's record (跨省通办)."""
+    allowed = (session.region_code[:2], *session.handling_regions)
+    return any(p and region.startswith(p) for p in allowed)
+
+
 class Terminals:
     def __init__(self, settings: Settings, store: QueueStore, delivery: Delivery,
                  positions: Positions, offers: Offers, calls: Calls, catalogue: Catalogue,
@@ -89,11 +95,15 @@ class Terminals:
                          handling_region: str | None) -> None:
         if self.catalogue.get(item_code) is None:
             raise ClientError("unknown_item", "没有找到这个事项，请重新选择")
+        region = handling_region or session.region_code
+        if not may_route(session, region):
+            raise ClientError("region_not_allowed", "本终端不能办理这个地区的事项，请咨询工作人员")
+        priority = priority and session.priority_allowed  # the terminal's record decides
         now = self.clock()
         ticket = Ticket(
             ticket_id=new_id("tk"), terminal_id=session.who, terminal_name=session.display_name,
             village=session.village, item_code=item_code,
-            handling_region=handling_region or session.region_code, priority=priority,
+            handling_region=region, priority=priority,
             enqueued_at=now, state=TicketState.WAITING, offer_id="", call_id="",
         )
         held = await self.store.join(ticket)

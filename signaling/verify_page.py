@@ -1,20 +1,20 @@
 """The public page a certificate's QR code opens: valid, revoked or forged, in plain words.
 
 Rendered on the server from `web/verify/page.html`, every value HTML-escaped, so a
-phone without JavaScript shows it too.
+phone without JavaScript shows it too. It shows only what a check needs: never the case
+number; the applicant's name (masked) only with the QR's signature parameter.
 """
 
 from __future__ import annotations
 
 import html
-import json
 from functools import lru_cache
 from string import Template
 
 from aiohttp import web
 
 from core.settings import ROOT
-from signaling.certificates_api import check_certificate
+from signaling.certificates_api import check_certificate, public_fields
 
 PAGE = ROOT / "web" / "verify" / "page.html"
 VERDICT_TEXT = {"valid": ("有效", "该证照由签发机关电子签章，内容未被篡改。"),
@@ -33,10 +33,10 @@ async def verify_page(request: web.Request) -> web.Response:
     result, row = await check_certificate(request)
     title, text = VERDICT_TEXT[result]
     rows = ""
-    if row is not None and result != "forged":
-        fields = json.loads(row["content"])
-        rows = "".join(f"<tr><th>{label}</th><td>{html.escape(str(fields[key]))}</td></tr>"
-                       for label, key in FIELDS)
+    fields = public_fields(row, result, request.query.get("s"))
+    if fields is not None:
+        rows = "".join(f"<tr><th>{label}</th><td>{html.escape(fields[key])}</td></tr>"
+                       for label, key in FIELDS if key in fields)
     page = _template().substitute(verdict=result, title=title, text=text, rows=rows)
     return web.Response(text=page, content_type="text/html", charset="utf-8")
 

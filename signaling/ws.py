@@ -34,12 +34,13 @@ from core.messages import (
 )
 from core.replies import http_error
 from signaling.appkeys import SETTINGS
-from signaling.auth import Session, current_session
+from signaling.auth import Session, current_session, session_id
 from signaling.client_error import ClientError
 from signaling.connections import Connection
 from signaling.node import NODE, SignalingNode
 from signaling.policy import may_send
 from signaling.ratelimit import TokenBucket
+from signaling.sessions import SOCKETS
 
 log = logging.getLogger("signaling.ws")
 
@@ -154,6 +155,8 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     target = f"{session.role}:{session.who}"
     conn = Connection(ws, secrets.token_hex(8), target)
     node.delivery.conns.add(conn)
+    sid = session_id(request) or ""
+    request.app[SOCKETS].add(sid, ws)  # closed when the session ends (logout, revocation)
     bucket = TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst)
     dropped = 0
     log.info("connected", extra={"who": session.who, "role": session.role, "conn": conn.conn_id})
@@ -192,6 +195,7 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
                                                    "error": repr(ws.exception())})
     finally:
         node.delivery.conns.remove(conn)
+        request.app[SOCKETS].remove(sid, ws)
         # aiohttp may cancel the handler when the peer vanishes; the cleanup (presence,
         # grace period, pending offer) must still run, so it runs as its own task.
         await asyncio.shield(node.spawn(_cleanup(node, session, conn)))

@@ -1,7 +1,8 @@
 """The demo data: demo accounts (password `demo1234`), demo terminals, the demo catalogue.
 
 For `make run`, the tests and the benchmarks only; a production deployment never runs
-it. `python -m testkit.demo` is idempotent: rows are upserted.
+it: `python -m testkit.demo` refuses unless `RUN_MODE=local` or `--demo` is given. It is
+idempotent: rows are upserted. One account never holds two groups of one 会签 step.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from sqlalchemy.dialects.postgresql import insert
 
 from core import records
 from core.credentials import hash_password, hash_token
+from core.settings import Settings
 from testkit.demo_catalogue import DEMO_ITEMS
 
 DEMO_PASSWORD = "demo1234"
+DEMO_STAFF_PIN = "246810"  # the village staff's PIN at the demo kiosks (certificates)
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class DemoTerminal:
     village: str
     region_code: str
     token: str
+    partners: tuple[str, ...] = ()  # region prefixes it may route to besides its province
 
 
 _ALL = tuple(it.code for it in DEMO_ITEMS)
@@ -48,21 +52,26 @@ DEMO_ACCOUNTS = [
     DemoAccount("reviewer_village", "童周岭村代办员", "reviewer", "420115",
                 review_groups=("village-review",)),
     DemoAccount("reviewer_town", "五里界街道审核员", "reviewer", "420115",
-                review_groups=("town-natural-resources", "town-agriculture",
-                               "town-social-security", "town-medical-insurance",
+                review_groups=("town-natural-resources", "town-social-security",
+                               "town-medical-insurance",
                                "town-civil-affairs", "town-health", "town-police",
                                "town-veterans")),
     DemoAccount("reviewer_district", "江夏区审批员", "reviewer", "420115",
                 review_groups=("district-social-security", "district-medical-insurance",
-                               "district-civil-affairs", "district-disabled-federation",
-                               "district-veterans", "district-market")),
+                               "district-civil-affairs", "district-veterans",
+                               "district-market")),
+    # 会签 steps need one account per department (ZJD-JF in town, CJ-BT in the district).
+    DemoAccount("reviewer_agri", "五里界街道农业服务中心审核员", "reviewer", "420115",
+                review_groups=("town-agriculture",)),
+    DemoAccount("reviewer_dpf", "江夏区残联审核员", "reviewer", "420115",
+                review_groups=("district-disabled-federation",)),
     DemoAccount("qa1", "质检员 赵磊", "qa", "420115"),
     DemoAccount("admin", "系统管理员", "admin", "420115"),
 ]
 
 DEMO_TERMINALS = [
     DemoTerminal("T-420115-001", "童周岭村便民服务点", "江夏区五里界街道童周岭村", "420115",
-                 "demo-terminal-tzl-7f3a"),
+                 "demo-terminal-tzl-7f3a", ("43",)),
     DemoTerminal("T-420115-002", "小朱湾村便民服务点", "江夏区五里界街道小朱湾村", "420115",
                  "demo-terminal-xzw-91c2"),
     DemoTerminal("T-430104-001", "岳麓区政务服务大厅跨省通办窗口", "长沙市岳麓区", "430104",
@@ -73,6 +82,7 @@ DEMO_TERMINALS = [
 async def seed_demo(database_url: str) -> None:
     engine = records.make_engine(database_url)
     pw = hash_password(DEMO_PASSWORD)
+    pin = hash_password(DEMO_STAFF_PIN)
     try:
         async with engine.begin() as conn:
             for a in DEMO_ACCOUNTS:
@@ -88,7 +98,8 @@ async def seed_demo(database_url: str) -> None:
                     set_={k: v for k, v in row.items() if k != "password_hash"}))
             for t in DEMO_TERMINALS:
                 row = {"terminal_id": t.terminal_id, "name": t.name, "village": t.village,
-                       "region_code": t.region_code, "token_hash": hash_token(t.token)}
+                       "region_code": t.region_code, "token_hash": hash_token(t.token),
+                       "handling_regions": list(t.partners), "staff_pin_hash": pin}
                 stmt = insert(records.terminals).values(row)
                 await conn.execute(stmt.on_conflict_do_update(
                     index_elements=["terminal_id"], set_=row))
@@ -101,7 +112,10 @@ async def seed_demo(database_url: str) -> None:
 
 
 if __name__ == "__main__":
-    from core.settings import Settings
+    import sys
 
-    asyncio.run(seed_demo(Settings.from_env().database_url))
+    env = Settings.from_env()
+    if env.run_mode != "local" and "--demo" not in sys.argv[1:]:
+        sys.exit("refusing to seed demo accounts outside RUN_MODE=local (or pass --demo)")
+    asyncio.run(seed_demo(env.database_url))
     print("seeded demo accounts, terminals and service items")

@@ -22,9 +22,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from core.migrate import upgrade
+from core.migrate import allow_app_login, app_url, upgrade
 from core.settings import ROOT, Settings
-from testkit.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, DEMO_TERMINALS
+from testkit.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, DEMO_STAFF_PIN, DEMO_TERMINALS
 from testkit.localstack import LocalStackError, PostgresServer, RedisServer, free_port, wait_http
 from testkit.tls import ServerTls, server_tls
 
@@ -98,6 +98,7 @@ def main() -> None:
     lan = env.get("LAN", "") not in ("", "0")
     tls = lan_env(env, lan_address()) if lan else None
     env.setdefault("MEDIA_ICE_HOSTS", "127.0.0.1")
+    env["RUN_MODE"] = "local"  # demo secrets, demo data and the kiosk's ?token= URL
     logs = VAR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with _stores(env):
@@ -107,6 +108,9 @@ def main() -> None:
         from testkit.demo import seed_demo
 
         asyncio.run(seed_demo(env["DATABASE_URL"]))
+        if not os.environ.get("DATABASE_URL"):  # our private cluster: run least-privileged
+            allow_app_login(env["DATABASE_URL"])
+            env["DATABASE_URL"] = app_url(env["DATABASE_URL"])
         settings = Settings.from_env(env)
         procs = [
             _spawn(["-m", "signaling"], env, logs / "signaling.log"),
@@ -166,6 +170,8 @@ def _banner(base: str, env: dict[str, str]) -> None:
   Supervisor:        {base}/api/supervisor/figures   ·   {base}/metrics
 
   Demo login (password {DEMO_PASSWORD}): clerks {clerks}; reviewers {reviewers}; qa1; admin
+  Kiosk staff PIN (opens certificates for printing): {DEMO_STAFF_PIN}
+  (RUN_MODE=local: demo secrets and the kiosk's ?token= URL are accepted here only)
 """, flush=True)
 
 

@@ -71,7 +71,9 @@ class District:
             "ESEAL_KEY_DIR": str(self.folder / "eseal"), "JOIN_TOKEN_SECRET": JOIN_SECRET,
             "MEDIA_TURN_URLS": f"turn:{self.server_name}:3478?transport=udp",
             "MEDIA_TURN_SECRET": TURN_SECRET, "MEDIA_ICE_HOSTS": ",".join(self.addresses),
-            "PYTHONUNBUFFERED": "1", **self.timers,
+            "PYTHONUNBUFFERED": "1", "RUN_MODE": "local",  # demo accounts and kiosk ?token=
+            "PII_KEY_FILE": str(self.folder / "pii.key"),
+            "EVIDENCE_KEY_DIR": str(self.folder / "evidence"), **self.timers,
         })
         if name in SIGNALING_PORTS:
             env.update({"LISTEN_HOST": "127.0.0.1", "LISTEN_PORT": str(SIGNALING_PORTS[name])})

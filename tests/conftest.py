@@ -56,6 +56,8 @@ def settings(stack: Stack, tmp_path: Path) -> Settings:
         storage_root=tmp_path / "storage",
         evidence_key_dir=tmp_path / "evidence",
         port=0,
+        run_mode="local",  # the test stacks are make-run-like: demo data and secrets
+        pii_key_file=stack.folder / "pii.key",  # one key for the run's shared database
     )
 
 

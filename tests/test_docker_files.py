@@ -125,3 +125,35 @@ def test_nginx_proxies_pages_websocket_and_media() -> None:
     assert "location = /ws" in text and "Upgrade" in text
     assert "location /media/" in text and "proxy_pass http://vwindow_media/;" in text
     assert "location / {" in text
+
+
+def test_turn_relays_to_no_private_loopback_or_link_local_peer_but_the_worker() -> None:
+    turn = _compose()["services"]["coturn"]["command"]
+    denied = {c.split("=", 1)[1] for c in turn if c.startswith("--denied-peer-ip=")}
+    for cidr_range in ("10.0.0.0-10.255.255.255", "172.16.0.0-172.31.255.255",
+                       "192.168.0.0-192.168.255.255", "127.0.0.0-127.255.255.255",
+                       "169.254.0.0-169.254.255.255", "100.64.0.0-100.127.255.255", "::1",
+                       "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                       "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff"):
+        assert cidr_range in denied
+    allowed = [c for c in turn if c.startswith("--allowed-peer-ip=")]
+    assert allowed == ["--allowed-peer-ip=${SERVER_LAN_IP}"]
+
+
+def test_production_runs_least_privileged_with_every_secret_from_the_env_file() -> None:
+    for name, service in _app_services().items():
+        env = service["environment"]
+        assert "RUN_MODE" not in env, f"{name} must run as production"
+        user = str(env["DATABASE_URL"]).split("://", 1)[1].split(":", 1)[0]
+        assert user == ("vwindow" if name == "migrate" else "vwindow_app"), name
+        for key in ("OPS_TOKEN", "ESEAL_PASSPHRASE", "JOIN_TOKEN_SECRET"):
+            assert str(env[key]).startswith("${"), f"{name}: {key}"
+    media = _compose()["services"]["media"]["healthcheck"]["test"]
+    assert "/healthz" in " ".join(media)  # the figures page needs the ops token
+
+
+def test_nginx_sends_the_security_headers() -> None:
+    text = (DOCKER / "nginx.conf").read_text(encoding="utf-8")
+    for header in ("Strict-Transport-Security", "X-Content-Type-Options", "Referrer-Policy",
+                   "Permissions-Policy"):
+        assert f"add_header {header}" in text

@@ -2,7 +2,7 @@
 问题件 and their steps, evaluations, legal holds, retention tombstones.
 
 Revision ID: 0006_qa
-Revises: 0002_approval, 0003_media
+Revises: 0005_security
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0006_qa"
-down_revision = ("0002_approval", "0003_media")
+down_revision = "0005_security"
 branch_labels = ("qa",)
 depends_on = None
 

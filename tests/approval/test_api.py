@@ -17,8 +17,17 @@ from approval.tables import certificates
 from approval.worker import sweep_forever, utcnow
 from core import keys
 from core.settings import Settings
-from signaling import auth, cases_api, certificates_api, reviewer_api, verify_page
+from signaling import (
+    auth,
+    cases_api,
+    certificates_api,
+    kiosk_certificates,
+    reviewer_api,
+    verify_page,
+)
 from signaling.appkeys import CASES, ENGINE, REDIS, SETTINGS
+from testkit.calls import bound_call
+from testkit.demo import DEMO_STAFF_PIN
 from tests.approval.conftest import submission
 
 Client = TestClient[web.Request, web.Application]
@@ -33,8 +42,10 @@ async def client(aiohttp_client: Any, approval_settings: Settings, redis: aiored
     app[ENGINE] = engine
     app[CASES] = make_store(engine, approval_settings)
     auth.setup_routes(app)
-    for routes in (cases_api, reviewer_api, certificates_api, verify_page):
+    for routes in (cases_api, reviewer_api, certificates_api, verify_page, kiosk_certificates):
         routes.setup_routes(app)  # the approval sweep runs in the approval worker
+    # The call the test cases come from: clerk1 at the village terminal, with its scans.
+    await bound_call(redis, engine, "call-1", "T-420115-001", "clerk1", ("scan-1", "scan-2"))
     c: Client = await aiohttp_client(app)
     return c
 
@@ -98,6 +109,8 @@ async def test_case_goes_from_clerk_through_two_levels_to_a_printed_certificate(
     assert mine[-1]["certificate_url"].endswith(f"/api/certificates/{number}.pdf")
 
     await as_terminal(client)
+    # The village staff open the kiosk's certificates with their PIN.
+    await client.post("/api/terminal/unlock", json={"pin": DEMO_STAFF_PIN})
     pdf = await client.get(f"/api/certificates/{number}.pdf")
     assert pdf.status == 200 and (await pdf.read()).startswith(b"%PDF")
     printed = await client.post(f"/api/certificates/{number}/printed")

@@ -217,7 +217,8 @@ async def test_consumer_process_killed_while_applying_a_step(
     case_no = await submit(redis, store)
     env = {**os.environ, "REDIS_URL": approval_settings.redis_url,
            "DATABASE_URL": approval_settings.database_url,
-           "ESEAL_KEY_DIR": str(approval_settings.eseal_key_dir)}
+           "ESEAL_KEY_DIR": str(approval_settings.eseal_key_dir), "RUN_MODE": "local",
+           "PII_KEY_FILE": str(approval_settings.pii_key_file)}
     async with store.engine.connect() as blocker:
         trans = await blocker.begin()
         # Hold the case row so the consumer is stuck in the middle of applying the step.

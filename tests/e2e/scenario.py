@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -256,6 +257,46 @@ class Scenario:
         self.shot(kiosk, "kiosk-certificate-ready")
         self.step("case_result")
 
+        # 10. Printing asks for the slip's proof: a wrong one is refused, the right one opens.
+        kiosk.click("#certs-open")
+        kiosk.wait_for_selector("#screen-certs:not([hidden])")
+        kiosk.fill("#proof-slip", r["slip_case_no"])
+        kiosk.fill("#proof-last4", "9999")
+        kiosk.click("#slip-form button[type=submit]")
+        wait_until("proof refused", lambda: kiosk.inner_text("#proof-error").strip())
+        r["wrong_proof"] = kiosk.inner_text("#proof-error")
+        kiosk.fill("#proof-last4", VALID_ID[-4:])
+        kiosk.click("#slip-form button[type=submit]")
+        wait_until("proof accepted", lambda: "还没有可以打印" in kiosk.inner_text("#proof-error"))
+        r["right_proof"] = kiosk.inner_text("#proof-error")  # approved later, not yet
+        self.shot(kiosk, "kiosk-certificate-proof")
+        kiosk.click("#certs-done")
+        self.step("certificate_proof")
+
+    def enrol(self, context: Any) -> None:
+        """11. A new kiosk without a credential enrols with a one-time code."""
+        # The administrator's command, as an operator runs it.
+        out = subprocess.run([sys.executable, "-m", "signaling.admin", "enrol-terminal",
+                              "T-420115-002"], env=self.stack.env, capture_output=True,
+                             text=True, timeout=60, check=True)
+        code = out.stdout.strip().rsplit("：", 1)[1]
+        page = context.new_page()
+        page.goto(f"{self.stack.base_url}/terminal/")
+        page.wait_for_selector("#screen-login:not([hidden])")
+        page.fill("#enrol-code", "WRONG-CODE1")
+        page.click("#enrol-form button[type=submit]")
+        wait_until("bad code refused", lambda: page.inner_text("#enrol-error").strip())
+        self.result["enrol_wrong"] = page.inner_text("#enrol-error")
+        page.fill("#enrol-code", code)
+        page.click("#enrol-form button[type=submit]")
+        page.wait_for_selector("#screen-start:not([hidden]) .tile", timeout=15000)
+        page.reload()  # the device cookie alone brings it back
+        page.wait_for_selector("#screen-start:not([hidden]) .tile", timeout=15000)
+        self.result["enrolled_place"] = page.inner_text("#place")
+        self.result["enrolled_url"] = page.url
+        self.shot(page, "kiosk-enrolled")
+        self.step("enrol")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser()
@@ -295,6 +336,7 @@ def main() -> int:
             helper = open_clerk(helper_ctx, stack.base_url, "clerk2")
             try:
                 scenario.run(kiosk, clerk, helper)
+                scenario.enrol(browser.new_context())
             except Exception:
                 for page, name in ((kiosk, "kiosk-failure"), (clerk, "clerk-failure"),
                                        (helper, "clerk2-failure")):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.migrate import upgrade
+from core.migrate import allow_app_login, app_url, upgrade
 from core.settings import ROOT
 from testkit.demo import seed_demo
 from testkit.localstack import LocalStackError, free_port, private_servers, wait_http
@@ -126,18 +126,19 @@ def running_stack(folder: Path, offer_timeout_s: float = 4.0) -> Iterator[Stack]
     with private_servers(folder / "servers") as (redis, pg):
         upgrade(pg.url)
         asyncio.run(seed_demo(pg.url))
+        allow_app_login(pg.url)  # the processes run as the least-privileged role
         port, media_port = free_port(), free_port()
         storage = folder / "storage"
         env = {
             **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")},
-            "REDIS_URL": redis.url, "DATABASE_URL": pg.url, "LISTEN_HOST": "127.0.0.1",
+            "REDIS_URL": redis.url, "DATABASE_URL": app_url(pg.url), "LISTEN_HOST": "127.0.0.1",
             "LISTEN_PORT": str(port), "STORAGE_ROOT": str(storage),
             "MEDIA_LISTEN_HOST": "127.0.0.1", "MEDIA_LISTEN_PORT": str(media_port),
             "MEDIA_ICE_HOSTS": "127.0.0.1", "MEDIA_SEGMENT_S": "2", "MEDIA_GRACE_S": "15",
             "OFFER_TIMEOUT_S": str(offer_timeout_s), "WRAPUP_S": "60",
             "SESSION_SECRET": "e2e-session", "JOIN_TOKEN_SECRET": "e2e-join",
             "ESEAL_KEY_DIR": str(folder / "eseal"), "EVIDENCE_KEY_DIR": str(folder / "evidence"),
-            "PYTHONUNBUFFERED": "1",
+            "PYTHONUNBUFFERED": "1", "RUN_MODE": "local", "PII_KEY_FILE": str(folder / "pii.key"),
         }
         stack = Stack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{media_port}", storage,
                       folder, offer_timeout_s, env, {})

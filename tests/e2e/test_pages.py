@@ -106,6 +106,15 @@ def test_kiosk_is_readable_and_returns_to_start_when_idle(visit: dict[str, Any])
     assert visit["bad_id_hint"] and visit["good_id_hint"] == "号码有效"
 
 
+def test_certificates_need_the_slips_proof_and_a_new_kiosk_enrols_with_a_code(
+        visit: dict[str, Any]) -> None:
+    assert "不对" in visit["wrong_proof"]
+    assert "还没有可以打印" in visit["right_proof"]  # the proof opened it; not approved yet
+    assert "登记码不对" in visit["enrol_wrong"]
+    assert visit["enrolled_place"] == "小朱湾村便民服务点"
+    assert "token" not in visit["enrolled_url"]
+
+
 def test_pages_load_nothing_from_outside_and_raise_no_errors(visit: dict[str, Any]) -> None:
     assert visit["requests"] > 0
     assert visit["outside_requests"] == []

@@ -172,7 +172,7 @@ async def _check_capture(worker: Worker, placement: WorkerPlacement, call_id: st
         async with http.post(f"{worker.url}/calls/{call_id}/capture", headers=auth) as resp:
             assert resp.status == 201, await resp.text()
             scan = await resp.json()
-        async with http.get(scan["thumbnail_url"]) as resp:
+        async with http.get(scan["thumbnail_url"], headers=auth) as resp:  # never ?token=
             assert resp.status == 200
             assert resp.headers["Content-Type"] == "image/jpeg"
             Image.open(io.BytesIO(await resp.read())).verify()

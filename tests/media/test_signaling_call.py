@@ -107,6 +107,7 @@ def worker_process(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
         "STORAGE_ROOT": str(s.storage_root), "MEDIA_LISTEN_PORT": str(s.media_port),
         "MEDIA_ICE_HOSTS": "127.0.0.1", "MEDIA_WORKER_ID": s.media_id,
         "JOIN_TOKEN_SECRET": s.join_token_secret, "MEDIA_SEGMENT_S": "2",
+        "RUN_MODE": "local",
     }
     with (tmp_path / "worker.log").open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "media"], cwd=ROOT, env=env,

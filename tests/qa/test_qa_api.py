@@ -122,7 +122,7 @@ async def test_a_call_detail_has_the_timeline_and_the_integrity_line(
                                    "first_bad": None, "segments": 3, "ok": True}
     assert detail["case"]["case_no"] == call.case_no
     assert detail["case"]["id_number"] == ID_NUMBER[:6] + "********" + ID_NUMBER[-4:]
-    assert detail["case"]["phone"] == "138001*8000"
+    assert detail["case"]["phone"] == "138****8000"
     assert detail["verification"]["verdict"] == "pass"
     assert [s["scan_id"] for s in detail["scans"]] == [call.scan_id]
     kinds = [e["kind"] for e in detail["timeline"]]

@@ -100,7 +100,8 @@ def doomed_node(settings: Settings) -> Iterator[tuple[str, subprocess.Popen[byte
     port = free_port()
     env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
            "REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url,
-           "LISTEN_PORT": str(port), "NODE_ID": "node-doomed", **CRASH}
+           "LISTEN_PORT": str(port), "NODE_ID": "node-doomed", "RUN_MODE": "local",
+           "PII_KEY_FILE": str(settings.pii_key_file), **CRASH}
     proc = subprocess.Popen([sys.executable, "-m", "signaling"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

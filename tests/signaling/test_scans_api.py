@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import secrets
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import numpy as np
 from aiohttp import ClientSession, CookieJar
@@ -12,10 +14,12 @@ from aiohttp.test_utils import TestServer
 from PIL import Image
 from sqlalchemy import insert
 
+from approval.store import CaseSubmission, make_store
 from core.media_tables import scans
 from core.records import make_engine
 from core.settings import Settings
 from signaling.app import create_app
+from tests.approval.conftest import ID_NUMBER
 
 
 def _png(w: int = 320, h: int = 200) -> bytes:
@@ -42,12 +46,24 @@ async def _add_scan(settings: Settings, rel: str, data: bytes | None) -> str:
     return scan_id
 
 
+async def _in_a_case_of_the_town(settings: Settings, scan_ids: list[str]) -> None:
+    engine = make_engine(settings.database_url)
+    sub = CaseSubmission.model_validate({
+        "terminal_id": "T-420115-001", "call_id": "call-x", "item_code": "LS-JZ",
+        "applicant_name": "刘桂兰", "id_number": ID_NUMBER, "phone": "13800138000",
+        "scans": scan_ids, "outcome": "放心回家"})
+    await make_store(engine, replace(settings, eseal_key_dir=settings.storage_root / "seal")
+                     ).create(sub, "clerk1", datetime.now(UTC))
+    await engine.dispose()
+
+
 async def test_reviewer_sees_watermarked_copy_and_bad_paths_are_refused(
     settings: Settings,
 ) -> None:
     original = _png()
     good = await _add_scan(settings, "scans/a.png", original)
     escape = await _add_scan(settings, "../../etc/hostname", None)
+    await _in_a_case_of_the_town(settings, [good, escape])  # a reviewer sees its groups' scans
     srv = TestServer(create_app(settings))
     await srv.start_server()
     try:

@@ -25,6 +25,7 @@ function render() {
   const c = state.clerk;
   const s = c?.state || "idle";
   $("status-box").hidden = !state.me;
+  $("logout").hidden = !state.me;
   $("status").textContent = !c ? "" : c.status === "ready" ? "就绪" : `未就绪${c.reason ? `（${c.reason}）` : ""}`;
   $("status").className = `badge ${c?.status === "ready" ? "ready" : ""}`;
   $("idle").hidden = !state.me || s !== "idle";
@@ -163,7 +164,9 @@ async function capture() {
     const img = document.createElement("img");
     img.alt = `材料 ${state.scans.length}`;
     img.dataset.scan = scan.scan_id;
-    const blob = await (await fetch(scan.thumbnail_url)).blob();
+    // The join token goes in a header, never in the URL (nor the worker's access log).
+    const blob = await (await fetch(scan.thumbnail_url,
+      { headers: { Authorization: `Bearer ${media.token}` } })).blob();
     img.src = URL.createObjectURL(blob);
     $("thumbs").append(img);
   } catch (err) {
@@ -302,7 +305,10 @@ function onMessage(msg) {
 async function start() {
   $("login").hidden = true;
   try { state.items = await api("/api/items"); } catch { state.items = []; }
-  signal = new Signal(onMessage, (s) => { $("netlost").hidden = s === "open"; });
+  signal = new Signal(onMessage, (s) => {
+    if (s === "ended") { location.reload(); return; }  // logged out elsewhere or disabled
+    $("netlost").hidden = s === "open";
+  });
   signal.connect();
   setInterval(() => signal.send("ping"), 20000);
   render();
@@ -342,6 +348,12 @@ async function main() {
     $("invite").hidden = true;
   });
   $("wrapup-done").addEventListener("click", () => signal.send("wrapup_done"));
+  $("logout").addEventListener("click", async () => {
+    signal?.close();
+    stopMedia();
+    try { await api("/api/logout", { method: "POST" }); } catch { /* reload anyway */ }
+    location.reload();
+  });
   $("case-form").addEventListener("submit", submitCase);
   $("case-item").addEventListener("change", renderMaterials);
   $("case-id").addEventListener("input", idChanged);

@@ -3,7 +3,7 @@
 export class Signal {
   constructor(onMessage, onState = () => {}) {
     this.onMessage = onMessage;
-    this.onState = onState;  // "open" | "lost"
+    this.onState = onState;  // "open" | "lost" | "ended" (session over: stop, log in again)
     this.ws = null;
     this.attempt = 0;
     this.closed = false;
@@ -21,10 +21,15 @@ export class Signal {
       try { msg = JSON.parse(ev.data); } catch { return; }
       this.onMessage(msg);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
       if (this.closed) return;
+      if (ev.code === 4401) {  // the session was ended (logout elsewhere, revoked): log in again
+        this.closed = true;
+        this.onState("ended");
+        return;
+      }
       this.onState("lost");
       // 0.5 s, 1 s, 2 s ... at most 5 s: well inside the 30 s the server keeps the place.
       const delay = Math.min(5000, 500 * 2 ** this.attempt++);

@@ -51,6 +51,7 @@ async function start() {
   $("#login").hidden = true;
   $("#desk").hidden = false;
   loadFlagCategories();
+  $("#logout").hidden = false;
   text($("#who"), `${me.display_name}（${me.review_groups.length} 个审查部门）`);
   await refresh();
   setInterval(refresh, 10000); // also keeps this reviewer "online" for random assignment
@@ -66,7 +67,12 @@ $("#login-form").addEventListener("submit", async (ev) => {
   const form = new FormData(ev.target);
   try {
     await api("/api/login", { method: "POST", body: JSON.stringify(Object.fromEntries(form)) });
-    await start();
+    await $("#logout").addEventListener("click", async () => {
+  try { await api("/api/logout", { method: "POST" }); } catch { /* reload anyway */ }
+  location.reload();
+});
+
+start();
   } catch (err) {
     text($("#login-error"), err.message);
   }

@@ -2,8 +2,9 @@
 // Plain ES module; all state that matters lives on the server, which sends a snapshot on
 // every (re)connect, so a reload or a lost network resumes where the applicant was.
 //
+// The kiosk's credential is an HttpOnly cookie set at enrolment (enrol.js); only a
+// `make run` stack still takes the demo `?token=` URL. Certificates: certificates.js.
 // Configuration (query parameter, remembered in localStorage as "vw.<name>"):
-//   token        the terminal's device token (core/seed.py DEMO_TERMINALS for the demo)
 //   face_camera  part of the face camera's label; doc_camera: of the document camera's.
 //                Without them, or with one camera only, one camera serves both tracks.
 //   idle         seconds before browsing screens return to the start (default 90)
@@ -12,6 +13,8 @@
 import { api, plain } from "/web/common/api.js";
 import { joinCall, leaveCall, playAudio, showTrack, whenLost } from "/web/common/media.js";
 import { Signal } from "/web/common/socket.js";
+import { Certificates } from "/web/terminal/certificates.js";
+import { kioskSession } from "/web/terminal/enrol.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -55,12 +58,14 @@ function showError(text) {
 function armIdle() {
   clearTimeout(state.idleTimer);
   const limit = state.screen === "done" || state.screen === "ended" ? DONE_IDLE_S
-    : state.screen === "materials" || state.screen === "start" ? IDLE_S : 0;
+    : ["materials", "start", "certs"].includes(state.screen) ? IDLE_S : 0;
   if (!limit) return;
   state.idleTimer = setTimeout(goHome, limit * 1000);
 }
 
 function goHome() {
+  // Opened certificates close with the screen: the next person proves again.
+  if (state.screen === "certs") api("/api/terminal/lock", { method: "POST" }).catch(() => {});
   $("search").value = "";
   $("results").replaceChildren();
   state.item = null;
@@ -288,56 +293,7 @@ function caseSubmitted(msg) {
   show("done");
 }
 
-// --- results of earlier cases: certificates to print, or what was decided ----------------
-
-const notices = new Map();  // case_no -> {text, certificate_no}
-
-function renderNotices() {
-  $("certs").hidden = notices.size === 0;
-  $("cert-list").replaceChildren(...[...notices].map(([caseNo, n]) => {
-    const li = document.createElement("li");
-    const text = document.createElement("span");
-    text.textContent = n.text;
-    li.append(text);
-    if (n.certificate_no) {
-      const b = document.createElement("button");
-      b.className = "btn primary";
-      b.textContent = "打印证照";
-      b.addEventListener("click", () => printCertificate(caseNo, n.certificate_no));
-      li.append(b);
-    }
-    return li;
-  }));
-}
-
-async function printCertificate(caseNo, number) {
-  window.open(`/api/certificates/${encodeURIComponent(number)}.pdf`, "_blank");
-  try {
-    await api(`/api/certificates/${encodeURIComponent(number)}/printed`, { method: "POST" });
-    notices.delete(caseNo);
-    renderNotices();
-  } catch (err) { showError(plain(err)); }
-}
-
-function caseResult(msg) {
-  const text = msg.certificate_no ? `办件 ${msg.case_no}：已经办好，请打印证照`
-    : `办件 ${msg.case_no}：${msg.status_name}${msg.reason ? `（${msg.reason}）` : ""}`;
-  notices.set(msg.case_no, { text, certificate_no: msg.certificate_no || null });
-  renderNotices();
-}
-
-async function loadNotices() {
-  try {
-    const { cases } = await api("/api/terminal/cases");
-    for (const c of cases || []) {
-      if (c.status === "certified" && c.certificate_no) {
-        notices.set(c.case_no, { text: `${c.item_name}（办件 ${c.case_no}）：已经办好，请打印证照`,
-          certificate_no: c.certificate_no });
-      }
-    }
-    renderNotices();
-  } catch { /* the list is a convenience; the case_result message brings new ones */ }
-}
+let certificates = null;  // the start screen's ready count and the proof screens
 
 function onMessage(msg) {
   switch (msg.type) {
@@ -351,28 +307,26 @@ function onMessage(msg) {
     case "call_assigned": callAssigned(msg); break;
     case "call_ended": callEnded(msg); break;
     case "case_submitted": caseSubmitted(msg); break;
-    case "case_result": caseResult(msg); break;
+    case "case_result": certificates.caseResult(msg); break;
     case "error": showError(msg.message); break;
     default: break;
   }
 }
 
+let signalEnded = () => {};
+
 function onSocket(s) {
+  if (s === "ended") { signalEnded(); return; }  // the session was ended (revoked)
   $("netlost").hidden = s === "open";
   if (s === "lost") window.__netLost = (window.__netLost || 0) + 1;
 }
 
 async function login() {
-  const token = params.get("token") || localStorage.getItem("vw.terminal_token");
-  if (params.get("token")) localStorage.setItem("vw.terminal_token", params.get("token"));
   for (const name of ["face_camera", "doc_camera"]) {
     if (params.get(name)) localStorage.setItem(`vw.${name}`, params.get(name));
   }
-  if (token) {
-    await api("/api/terminal/session", { method: "POST", body: { token } });
-    return true;
-  }
-  try { return (await api("/api/me")).role === "terminal"; } catch { return false; }
+  localStorage.removeItem("vw.terminal_token");  // an old kiosk's token: never kept again
+  return kioskSession(show);
 }
 
 async function main() {
@@ -387,12 +341,14 @@ async function main() {
   let ok = false;
   try { ok = await login(); } catch (err) { showError(plain(err)); }
   if (!ok) { show("login"); return; }
+  signalEnded = () => { show("login"); location.reload(); };
   try {
     state.items = await api("/api/items");
     renderCategories();
   } catch (err) { showError(plain(err)); }
+  certificates = new Certificates(show, goHome, showError);
   show("start");
-  loadNotices();
+  certificates.load();
   signal = new Signal(onMessage, onSocket);
   signal.connect();
   setInterval(() => signal.send("ping"), 20000);
