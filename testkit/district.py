@@ -150,7 +150,8 @@ class District:
         edge = self.folder / "nginx"
         edge.mkdir(exist_ok=True)
         site = render(DEPLOY / "nginx" / "vwindow.conf", {
-            "SERVER_NAME": self.server_name, "LISTEN": "443", "CERT": str(self.tls.cert_file),
+            "SERVER_NAME": self.server_name, "LISTEN": "443", "LISTEN_HTTP": "80",
+            "CERT": str(self.tls.cert_file),
             "KEY": str(self.tls.key_file),
             "SIGNALING_1": f"127.0.0.1:{SIGNALING_PORTS['signaling-1']}",
             "SIGNALING_2": f"127.0.0.1:{SIGNALING_PORTS['signaling-2']}",

@@ -16,6 +16,7 @@ from core.settings import table as settings_table
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
+NGINX = ROOT / "deploy" / "nginx" / "vwindow.conf"  # one site file for docker/ and Debian
 APP_MODULES = {"signaling", "media", "approval", "core.migrate"}
 SECRETS = {"JOIN_TOKEN_SECRET", "MEDIA_TURN_SECRET"}
 
@@ -56,7 +57,7 @@ def test_settings_are_found_in_core_settings() -> None:
 def test_app_services_pass_only_real_settings() -> None:
     names = _setting_names()
     services = _app_services()
-    assert {"migrate", "signaling-1", "signaling-2", "media", "approval"} <= set(services)
+    assert {"migrate", "signaling-1", "signaling-2", "media-1", "media-2", "approval"} <= set(services)
     for name, service in services.items():
         env = service.get("environment", {})
         assert isinstance(env, dict), f"{name}: environment as a mapping"
@@ -99,9 +100,13 @@ def test_every_variable_is_in_env_example_with_a_comment() -> None:
 
 def test_media_worker_announces_the_lan_address_and_turn_shares_the_secret() -> None:
     services = _compose()["services"]
-    media = services["media"]
-    assert media["network_mode"] == "host"
-    assert media["environment"]["MEDIA_ICE_HOSTS"] == "${SERVER_LAN_IP}"
+    for n in (1, 2):
+        media = services[f"media-{n}"]
+        assert media["network_mode"] == "host"
+        assert media["environment"]["MEDIA_ICE_HOSTS"] == "${SERVER_LAN_IP}"
+        # Each worker under its own prefix of the proxy, as deploy/nginx/vwindow.conf has it.
+        assert media["environment"]["MEDIA_PUBLIC_URL"] == f"https://${{SERVER_NAME}}/media/{n}"
+        assert media["environment"]["MEDIA_WORKER_ID"] == f"media-{n}"
     turn = " ".join(services["coturn"]["command"])
     assert "--use-auth-secret" in turn
     assert "--static-auth-secret=${MEDIA_TURN_SECRET}" in turn
@@ -120,10 +125,11 @@ def test_dockerfile_copies_what_exists_and_installs_like_setup() -> None:
         assert (ROOT / src).exists(), f"Dockerfile copies {src}, which does not exist"
 
 
-def test_nginx_proxies_pages_websocket_and_media() -> None:
-    text = (DOCKER / "nginx.conf").read_text(encoding="utf-8")
+def test_nginx_proxies_pages_websocket_and_both_workers() -> None:
+    text = NGINX.read_text(encoding="utf-8")
     assert "location = /ws" in text and "Upgrade" in text
-    assert "location /media/" in text and "proxy_pass http://vwindow_media/;" in text
+    for n in (1, 2):
+        assert f"location /media/{n}/" in text and f"proxy_pass http://@@MEDIA_{n}@@/;" in text
     assert "location / {" in text
 
 
@@ -148,12 +154,12 @@ def test_production_runs_least_privileged_with_every_secret_from_the_env_file() 
         assert user == ("vwindow" if name == "migrate" else "vwindow_app"), name
         for key in ("OPS_TOKEN", "ESEAL_PASSPHRASE", "JOIN_TOKEN_SECRET"):
             assert str(env[key]).startswith("${"), f"{name}: {key}"
-    media = _compose()["services"]["media"]["healthcheck"]["test"]
+    media = _compose()["services"]["media-1"]["healthcheck"]["test"]
     assert "/healthz" in " ".join(media)  # the figures page needs the ops token
 
 
 def test_nginx_sends_the_security_headers() -> None:
-    text = (DOCKER / "nginx.conf").read_text(encoding="utf-8")
+    text = NGINX.read_text(encoding="utf-8")
     for header in ("Strict-Transport-Security", "X-Content-Type-Options", "Referrer-Policy",
                    "Permissions-Policy"):
         assert f"add_header {header}" in text
