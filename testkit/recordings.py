@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import redis.asyncio as aioredis
 from PIL import Image
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from approval.effects import carry_out
 from approval.store import CaseStore, CaseSubmission
 from core.evidence import GENESIS, chain_hash, file_sha256, seal_content
 from core.media_tables import media_calls, recording_segments, scans
@@ -89,7 +91,9 @@ async def make_recorded_call(engine: AsyncEngine, storage_root: Path, keys: Evid
                              store: CaseStore | None = None, terminal_id: str = "T-420115-001",
                              clerk: str = "clerk1", ended_ago: timedelta = timedelta(0),
                              sealed: bool = True, with_scan: bool = True,
-                             photo: Path | None = None) -> RecordedCall:
+                             photo: Path | None = None,
+                             redis: aioredis.Redis | None = None) -> RecordedCall:
+    """`redis` given with `store`: the case's review tasks are queued as a submission's are."""
     call_id = "qa-" + secrets.token_hex(6)
     ended = datetime.now(UTC) - ended_ago
     started = ended - timedelta(seconds=seconds)
@@ -126,6 +130,8 @@ async def make_recorded_call(engine: AsyncEngine, storage_root: Path, keys: Evid
                                                                     "distance": 0.41},
             "outcome": "放心回家"}), clerk, ended)
         case_no = change.case_no
+        if redis is not None:
+            await carry_out(redis, change, "")
     return RecordedCall(call_id, case_no, [p for _, p, *_ in written], started, scan_id)
 
 

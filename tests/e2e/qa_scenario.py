@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from approval.store import make_store
@@ -47,11 +48,13 @@ def seed_recording(stack: Stack) -> RecordedCall:
 
     async def make() -> RecordedCall:
         engine = make_engine(settings.database_url)
+        redis = aioredis.from_url(settings.redis_url)
         try:
             return await make_recorded_call(
                 engine, settings.storage_root, settings.evidence_keys, seconds=RECORDING_S,
-                segment_s=2.0, store=make_store(engine, settings))
+                segment_s=2.0, store=make_store(engine, settings), redis=redis)
         finally:
+            await redis.aclose()
             await engine.dispose()
 
     return asyncio.run(make())
@@ -150,13 +153,23 @@ def run(stack: Stack, call: RecordedCall, out: Path, result: dict[str, Any], wat
     reviewer.fill("#login-form input[name=username]", "reviewer_town")
     reviewer.fill("#login-form input[name=password]", "demo1234")
     reviewer.click("#login-form button[type=submit]")
+    # Opened from the department's list it is not yet assigned: the page says to claim it.
     reviewer.click(f"#waiting li:has-text('{call.case_no}')")
+    reviewer.wait_for_selector("#decide-claim-hint:not([hidden])")
+    result["reviewer_decide_hidden_before_claim"] = reviewer.is_hidden("#decide")
+    reviewer.click("#claim")
+    reviewer.wait_for_selector(f"#held li:has-text('{call.case_no}')")
     reviewer.wait_for_selector("#decide:not([hidden])")
     reviewer.fill("#decide textarea[name=comment]", "受理时未核对户口簿")
     reviewer.check("#decide-flag")
     reviewer.select_option("#decide-flag-category", "材料问题")
     reviewer.click("#decide button[value=return]")
-    wait_until("returned and flagged", lambda: "已登记问题件" in reviewer.inner_text("#decided"))
+    try:
+        wait_until("returned and flagged",
+                   lambda: "已登记问题件" in reviewer.inner_text("#decided"))
+    finally:
+        reviewer.screenshot(path=str(shots / "reviewer-returned.png"))
+        result["reviewer_error"] = reviewer.inner_text("#decide-error")
     result["reviewer_decided"] = reviewer.inner_text("#decided")
     access_id = qa.evaluate("window.__replay.accessId")
     qa.click("a[href='#search']")  # leaving the replay closes the access

@@ -75,6 +75,7 @@ def test_the_access_log_has_the_row(qa_visit: dict[str, Any]) -> None:
 
 
 def test_the_reviewer_returning_a_case_flags_it_for_qa(qa_visit: dict[str, Any]) -> None:
+    assert qa_visit["reviewer_decide_hidden_before_claim"], "an unassigned case offered a decision"
     assert "退回补正" in qa_visit["reviewer_decided"]
     assert "已登记问题件" in qa_visit["reviewer_decided"]
     board = qa_visit["flag_board"]

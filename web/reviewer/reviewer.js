@@ -18,6 +18,7 @@ const groupName = (g) => GROUPS[g] || g;
 
 let me = null;
 let current = null; // { case_no, seq, group, message_id }
+let heldKeys = new Set(); // "case_no|seq|group" of the tasks assigned to me
 
 async function api(path, options = {}) {
   const resp = await fetch(path, { credentials: "same-origin", ...options,
@@ -82,6 +83,7 @@ async function refresh() {
   const q = await api("/api/reviewer/queue");
   const held = $("#held");
   held.replaceChildren();
+  heldKeys = new Set(q.held.map((t) => `${t.case_no}|${t.seq}|${t.group}`));
   for (const t of q.held) {
     const li = item("li", `${t.case_no} · ${groupName(t.group)}`);
     li.addEventListener("click", () => open(t));
@@ -162,9 +164,12 @@ async function open(task) {
     dec.append(item("li", `${when(v.at)} ${v.reviewer}（${groupName(v.group_code)}）：${DECISIONS[v.decision]}${v.comment ? "，" + v.comment : ""}`));
   }
   if (!d.decisions.length) dec.append(item("li", "暂无", "muted"));
-  const mine = (d.current?.open_groups || []).filter((g) => me.review_groups.includes(g));
+  const inMyGroups = (d.current?.open_groups || []).filter((g) => me.review_groups.includes(g));
+  // 办件随机分配: only a step assigned to me (or claimed) can be decided here.
+  const mine = inMyGroups.filter((g) => heldKeys.has(`${c.case_no}|${d.current.seq}|${g}`));
   const form = $("#decide");
   form.hidden = !mine.length;
+  $("#decide-claim-hint").hidden = Boolean(mine.length) || !inMyGroups.length;
   const select = $("#decide-group");
   select.replaceChildren(...mine.map((g) => { const o = item("option", groupName(g)); o.value = g; return o; }));
   if (task.group && mine.includes(task.group)) select.value = task.group;
