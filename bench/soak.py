@@ -21,6 +21,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -331,6 +332,8 @@ def main() -> None:
                                    args.seed))
         return
     routing.raise_fd_limit()
+    # A `kill` of the soak unwinds like Ctrl-C, so its private servers and children stop too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     folder = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     os.chmod(folder, 0o755)
     try:
