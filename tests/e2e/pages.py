@@ -16,13 +16,16 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
 @dataclass
 class Watch:
-    """Every URL a context requested and every uncaught page error."""
+    """Every URL a context requested, the ones not found, and every uncaught page error."""
 
     urls: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
 
     def attach(self, context: BrowserContext) -> None:
         context.on("request", lambda req: self.urls.append(req.url))
+        context.on("response", lambda res: self.not_found.append(res.url)
+                   if res.status == 404 else None)
         context.on("page", self.attach_page)
 
     def attach_page(self, page: Page) -> None:

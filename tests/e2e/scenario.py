@@ -347,6 +347,7 @@ def main() -> int:
                 result["outside_requests"] = watch.outside()
                 result["requests"] = len(watch.urls)
                 result["page_errors"] = watch.page_errors
+                result["not_found"] = watch.not_found
                 browser.close()
             result["ok"] = True
     except Exception as exc:  # the pytest side shows this message

@@ -119,6 +119,7 @@ def test_pages_load_nothing_from_outside_and_raise_no_errors(visit: dict[str, An
     assert visit["requests"] > 0
     assert visit["outside_requests"] == []
     assert visit["page_errors"] == []
+    assert visit["not_found"] == [], "a page asked for something that is not there"
     screens = Path(visit["out"]) / "screens"
     names = {p.name.split("-", 1)[1] for p in screens.glob("*.png")}
     assert {"kiosk-start.png", "kiosk-queue.png", "kiosk-call.png", "kiosk-done.png",
