@@ -28,7 +28,8 @@ from testkit.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, DEMO_STAFF_PIN, DEMO_TERM
 from testkit.localstack import LocalStackError, PostgresServer, RedisServer, free_port, wait_http
 from testkit.tls import ServerTls, server_tls
 
-VAR = ROOT / "var"
+# Where the private stores, the LAN certificates and the logs live (a test points it elsewhere).
+VAR = Path(os.environ.get("DEVRUN_VAR") or ROOT / "var")
 
 
 @contextlib.contextmanager
@@ -128,10 +129,15 @@ def main() -> None:
         try:
             base = settings.base_url
             try:
-                wait_http(f"{base}/healthz", 60, procs[0], "signaling",
-                          tls.ca_file if tls is not None else None)
+                ca = tls.ca_file if tls is not None else None
+                wait_http(f"{base}/healthz", 60, procs[0], "signaling", ca)
+                # Calls need the worker (its verification pool warms first): the URLs are
+                # printed only when a visit can start.
+                scheme = "https" if tls is not None else "http"
+                wait_http(f"{scheme}://127.0.0.1:{settings.media_port}/health", 120, procs[1],
+                          "the media worker", ca)
             except LocalStackError as exc:
-                raise SystemExit(f"{exc}; see var/logs/") from exc
+                raise SystemExit(f"{exc}; see {VAR / 'logs'}") from exc
             _banner(base, env)
             if tls is not None:
                 _lan_banner(tls)
@@ -158,7 +164,7 @@ def _banner(base: str, env: dict[str, str]) -> None:
     reviewers = ", ".join(a.username for a in DEMO_ACCOUNTS if a.role == "reviewer")
     local = base.replace("127.0.0.1", "localhost")
     print(f"""
-远程虚拟窗口 is running (Ctrl-C stops it; logs in var/logs/)
+远程虚拟窗口 is running (Ctrl-C stops it; logs in {VAR / 'logs'})
   Redis:       {env["REDIS_URL"]}
   PostgreSQL:  {env["DATABASE_URL"]}
 
