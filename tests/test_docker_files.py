@@ -57,7 +57,8 @@ def test_settings_are_found_in_core_settings() -> None:
 def test_app_services_pass_only_real_settings() -> None:
     names = _setting_names()
     services = _app_services()
-    assert {"migrate", "signaling-1", "signaling-2", "media-1", "media-2", "approval"} <= set(services)
+    expected = {"migrate", "signaling-1", "signaling-2", "media-1", "media-2", "approval"}
+    assert expected <= set(services)
     for name, service in services.items():
         env = service.get("environment", {})
         assert isinstance(env, dict), f"{name}: environment as a mapping"
