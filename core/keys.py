@@ -235,3 +235,14 @@ def join_token_used(token_id: str) -> str:
 def kiosk_unlock(session_id: str) -> str:
     """JSON (TTL): what a kiosk session may print now (staff PIN, or cases proven)."""
     return f"{PREFIX}kiosk:unlock:{session_id}"
+
+
+def visit_events() -> str:
+    """Stream of queue outcomes (joined, answered, abandoned, left, call ended) for the
+    supervisor's figures; copied to PostgreSQL `visit_events` by signaling.visit_log."""
+    return f"{PREFIX}ops:visits"
+
+
+def supervisor_changed() -> str:
+    """Pub/sub channel: something a supervisor page shows changed (a hint to push now)."""
+    return f"{PREFIX}ops:changed"
