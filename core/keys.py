@@ -242,7 +242,3 @@ def visit_events() -> str:
     supervisor's figures; copied to PostgreSQL `visit_events` by signaling.visit_log."""
     return f"{PREFIX}ops:visits"
 
-
-def supervisor_changed() -> str:
-    """Pub/sub channel: something a supervisor page shows changed (a hint to push now)."""
-    return f"{PREFIX}ops:changed"

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class VisitKind(StrEnum):
@@ -105,7 +105,7 @@ class StepFigures(BaseModel):
 
 class SatisfactionFigures(BaseModel):
     ratings: int = 0
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = Field(default_factory=dict)
     satisfied_share: float | None = None  # non-dissatisfied / all (满意度)
 
 

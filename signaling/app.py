@@ -33,6 +33,7 @@ from signaling import (
     reviewer_api,
     scans_api,
     sessions,
+    supervisor,
     verify_page,
 )
 from signaling.appkeys import CASES, CLOCK, ENGINE, REDIS, SETTINGS
@@ -45,7 +46,7 @@ from signaling.ws import ws_handler
 
 log = logging.getLogger("signaling.app")
 WEB_ROOT = ROOT / "web"
-PAGES = ("terminal", "clerk", "reviewer", "qa")
+PAGES = ("terminal", "clerk", "reviewer", "qa", "supervisor")
 
 # Nothing is loaded from outside the server; pages connect only to the service itself and
 # to its media workers (MEDIA_PUBLIC_URL, MEDIA_ORIGINS).
@@ -211,4 +212,5 @@ def create_app(settings: Settings, clock: Clock = wall,
     for qa in (qa_api, qa_flags_api, qa_evaluations, qa_holds, qa_export):
         qa.setup_routes(app)
     kiosk_certificates.setup_routes(app)
+    supervisor.setup_routes(app)  # after the resources: its loop needs the node
     return app

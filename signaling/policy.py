@@ -18,7 +18,8 @@ from signaling.auth import SessionRole, current_session
 
 Everyone = Literal["public"]  # no session needed
 PUBLIC: Everyone = "public"
-ANY: frozenset[SessionRole] = frozenset({"terminal", "clerk", "reviewer", "qa", "admin"})
+ANY: frozenset[SessionRole] = frozenset({"terminal", "clerk", "reviewer", "qa", "admin",
+                                         "supervisor"})
 STAFF: frozenset[SessionRole] = frozenset({"clerk", "reviewer", "qa", "admin"})
 Allowed = frozenset[SessionRole] | Everyone
 
@@ -95,6 +96,9 @@ ROUTES: dict[tuple[str, str], Allowed] = {
     ("GET", "/api/qa/holds"): QA,
     ("POST", "/api/qa/holds/{hold_id}/release"): _roles("admin"),
     ("POST", "/api/qa/exports"): QA,  # QA only for 投诉处理 (checked in the handler)
+    # running the service (issue 18): the supervisor's live view
+    ("GET", "/supervisor/"): PUBLIC,
+    ("GET", "/ws/supervisor"): _roles("admin", "supervisor"),
 }
 
 # WebSocket message type → the roles that may send it (others get `forbidden_type`).

@@ -9,6 +9,7 @@ supervisor's day and month figures and the reports read the table.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +37,6 @@ async def note_visit(redis: aioredis.Redis, event: VisitEvent) -> None:
     try:
         await redis.xadd(keys.visit_events(), fields,  # type: ignore[arg-type]
                          maxlen=STREAM_MAXLEN, approximate=True)
-        await redis.publish(keys.supervisor_changed(), event.kind.value)
     except RedisError as exc:
         log.warning("visit event not noted", extra={"kind": event.kind.value,
                                                     "error": repr(exc)})
@@ -60,7 +60,9 @@ def _entries(got: Any) -> list[tuple[str, dict[str, str]]]:
 class VisitCopier:
     """Copies the stream into `visit_events` (one consumer per node of the group `pg`)."""
 
-    def __init__(self, redis: aioredis.Redis, engine: AsyncEngine, consumer: str) -> None:
+    def __init__(self, redis: aioredis.Redis, engine: AsyncEngine, consumer: str,
+                 copied: Callable[[int], None] = lambda n: None) -> None:
+        self.copied = copied  # told how many were written (the live view refreshes)
         self.redis = redis
         self.engine = engine
         self.consumer = consumer
@@ -93,6 +95,7 @@ class VisitCopier:
             await conn.execute(insert(visit_events).values(rows).on_conflict_do_nothing(
                 index_elements=["stream_id"]))
         await self.redis.xack(keys.visit_events(), GROUP, *[i for i, _ in entries])
+        self.copied(len(entries))
         return len(entries)
 
     async def run_step(self) -> None:
