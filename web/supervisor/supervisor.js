@@ -62,7 +62,7 @@ function drawCalls() {
   body.replaceChildren();
   for (const c of view.calls) {
     const row = body.insertRow();
-    cell(row, c.item_code);
+    cell(row, view.items.find((it) => it.item_code === c.item_code)?.item_name || c.item_code);
     cell(row, c.terminal_name);
     cell(row, c.clerk_name || c.clerk);
     cell(row, duration(now() - c.started_at)).dataset.since = c.started_at;

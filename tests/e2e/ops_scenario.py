@@ -1,0 +1,145 @@
+"""The operations browser scenario, run inside `unshare -n` by tests/e2e/test_ops_pages.py.
+
+`python -m tests.e2e.ops_scenario --out DIR` brings the stack up in the private network
+namespace and drives Debian's Chromium: the supervisor page stays open (never reloaded)
+while a kiosk joins the queue and a clerk goes ready and takes the call; after the call
+the kiosk asks for a rating. Writes DIR/result.json (and DIR/screens).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.e2e.pages import Watch, clerk_ready, kiosk_join, open_clerk, open_kiosk, wait_until
+from tests.e2e.stack import (
+    CHROMIUM,
+    Stack,
+    chromium_args,
+    in_private_netns,
+    make_y4m,
+    running_stack,
+)
+
+
+def login(page: Page, base: str, path: str, username: str) -> Page:
+    page.goto(f"{base}{path}")
+    page.wait_for_selector("#login:not([hidden])")
+    page.fill("#username", username)
+    page.fill("#password", "demo1234")
+    page.click("#login-form button[type=submit]")
+    return page
+
+
+def waiting_total(board: Page) -> int:
+    cells = board.eval_on_selector_all("#items td.waiting", "els => els.map(e => e.textContent)")
+    return sum(int(c) for c in cells if c.isdigit())
+
+
+def clerk_row(board: Page, username: str) -> str:
+    row = board.query_selector(f"#clerks tr[data-clerk='{username}']")
+    return row.inner_text() if row is not None else ""
+
+
+def supervise(stack: Stack, browser: Browser, watch: Watch, shots: Path, y4m: Path,
+              result: dict[str, Any]) -> None:
+    ctx = browser.new_context()
+    watch.attach(ctx)
+    board = login(ctx.new_page(), stack.base_url, "/supervisor/", "duty1")
+    board.wait_for_selector("#board:not([hidden])")
+    wait_until("live", lambda: board.inner_text("#link") == "实时")
+    board.evaluate("window.__notReloaded = true")
+    wait_until("the snapshot", lambda: board.query_selector("#items td.waiting") is not None)
+    result["waiting_before"] = waiting_total(board)
+
+    kiosk_ctx = browser.new_context()
+    watch.attach(kiosk_ctx)
+    kiosk = open_kiosk(kiosk_ctx, stack.base_url)
+    kiosk_join(kiosk)
+    started = time.monotonic()
+    wait_until("the board shows the applicant", lambda: waiting_total(board)
+               > result["waiting_before"], timeout_s=10)
+    result["queue_shown_after_s"] = round(time.monotonic() - started, 2)
+    board.screenshot(path=str(shots / "supervisor-waiting.png"))
+
+    clerk_ctx = browser.new_context()
+    watch.attach(clerk_ctx)
+    clerk = open_clerk(clerk_ctx, stack.base_url)
+    started = time.monotonic()
+    clerk_ready(clerk)
+    wait_until("the board shows clerk1 ready", lambda: any(
+        w in clerk_row(board, "clerk1") for w in ("就绪", "来电中")), timeout_s=10)
+    result["ready_shown_after_s"] = round(time.monotonic() - started, 2)
+    result["clerk_row_ready"] = clerk_row(board, "clerk1")
+    clerk.wait_for_selector("#offer:not([hidden])", timeout=15000)
+    clerk.click("#accept")
+    kiosk.wait_for_selector("#screen-call:not([hidden])", timeout=15000)
+    wait_until("the board lists the call", lambda: "暂无通话" not in board.inner_text(
+        "#calls tbody"), timeout_s=10)
+    result["calls_row"] = board.inner_text("#calls tbody")
+    result["clerk_row_in_call"] = clerk_row(board, "clerk1")
+    board.screenshot(path=str(shots / "supervisor-call.png"))
+    clerk.click("#hangup")
+    clerk.wait_for_selector("#wrapup:not([hidden])", timeout=15000)
+    wait_until("today's answered", lambda: board.inner_text("#t-answered") not in ("–", "0"),
+               timeout_s=15)
+    result["answered_tile"] = board.inner_text("#t-answered")
+    result["not_reloaded"] = bool(board.evaluate("window.__notReloaded === true"))
+    result["charts"] = board.eval_on_selector_all(".uplot", "els => els.length")
+    result["kiosk"] = kiosk
+    result["board"] = board
+    result["clerk"] = clerk
+
+
+def run(stack: Stack, browser: Browser, watch: Watch, out: Path, result: dict[str, Any]) -> None:
+    shots = out / "screens"
+    shots.mkdir(parents=True, exist_ok=True)
+    y4m = make_y4m(out / "cam.y4m")
+    pages: dict[str, Any] = {}
+    supervise(stack, browser, watch, shots, y4m, pages)
+    result.update({k: v for k, v in pages.items() if not isinstance(v, Page)})
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"ok": False}
+    started = time.monotonic()
+    try:
+        in_private_netns()
+        with tempfile.TemporaryDirectory(prefix="e2e-ops-") as tmp, \
+                running_stack(Path(tmp) / "stack") as stack, sync_playwright() as pw:
+            y4m = make_y4m(out / "cam.y4m")
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(y4m))
+            watch = Watch()
+            try:
+                run(stack, browser, watch, out, result)
+                result["ok"] = True
+            finally:
+                result["outside_requests"] = watch.outside()
+                result["page_errors"] = watch.page_errors
+                with contextlib.suppress(Exception):  # the scenario's own error wins
+                    browser.close()
+    except Exception as exc:  # the pytest side shows this message
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        result["trace"] = traceback.format_exc()
+        print(result["error"], file=sys.stderr)
+    result["wall_s"] = round(time.monotonic() - started, 1)
+    (out / "result.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
