@@ -31,6 +31,7 @@ from signaling import (
     qa_flags_api,
     qa_holds,
     reviewer_api,
+    satisfaction,
     scans_api,
     sessions,
     supervisor,
@@ -213,4 +214,5 @@ def create_app(settings: Settings, clock: Clock = wall,
         qa.setup_routes(app)
     kiosk_certificates.setup_routes(app)
     supervisor.setup_routes(app)  # after the resources: its loop needs the node
+    satisfaction.setup_routes(app)
     return app

@@ -99,6 +99,11 @@ ROUTES: dict[tuple[str, str], Allowed] = {
     # running the service (issue 18): the supervisor's live view
     ("GET", "/supervisor/"): PUBLIC,
     ("GET", "/ws/supervisor"): _roles("admin", "supervisor"),
+    # 好差评 at the kiosk; 回访 tasks
+    ("GET", "/api/terminal/rating"): _roles("terminal"),
+    ("POST", "/api/terminal/rating"): _roles("terminal"),
+    ("GET", "/api/followups"): _roles("supervisor", "qa", "admin"),
+    ("POST", "/api/followups/{followup_id}/close"): _roles("supervisor", "qa", "admin"),
 }
 
 # WebSocket message type → the roles that may send it (others get `forbidden_type`).

@@ -3,7 +3,7 @@
 `python -m tests.e2e.ops_scenario --out DIR` brings the stack up in the private network
 namespace and drives Debian's Chromium: the supervisor page stays open (never reloaded)
 while a kiosk joins the queue and a clerk goes ready and takes the call; after the call
-the kiosk asks for a rating. Writes DIR/result.json (and DIR/screens).
+the kiosk asks for a rating, and a 不满意 becomes a follow-up task on the board. Writes DIR/result.json (and DIR/screens).
 """
 
 from __future__ import annotations
@@ -93,6 +93,20 @@ def supervise(stack: Stack, browser: Browser, watch: Watch, shots: Path, y4m: Pa
     wait_until("today's answered", lambda: board.inner_text("#t-answered") not in ("–", "0"),
                timeout_s=15)
     result["answered_tile"] = board.inner_text("#t-answered")
+    # 好差评: the kiosk asks after the call; 不满意 with a reason opens a 回访 task.
+    kiosk.wait_for_selector("#rating .face", timeout=10000)
+    result["rating_question"] = kiosk.inner_text("#rating h1")
+    result["rating_faces"] = kiosk.eval_on_selector_all(
+        "#rating .face", "els => els.map(e => e.textContent.trim())")
+    kiosk.screenshot(path=str(shots / "kiosk-rating.png"))
+    kiosk.click("#rating .face[data-rating=dissatisfied]")
+    kiosk.click("#rating .reason >> nth=0")
+    kiosk.click("#rating-send")
+    wait_until("thanks", lambda: "谢谢" in kiosk.inner_text("#rating"))
+    wait_until("the follow-up on the board", lambda: board.inner_text("#t-followups")
+               not in ("–", "0"), timeout_s=15)
+    result["followups_tile"] = board.inner_text("#t-followups")
+    result["satisfaction_tile"] = board.inner_text("#t-sat")
     result["not_reloaded"] = bool(board.evaluate("window.__notReloaded === true"))
     result["charts"] = board.eval_on_selector_all(".uplot", "els => els.length")
     result["kiosk"] = kiosk

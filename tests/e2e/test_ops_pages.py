@@ -1,5 +1,6 @@
 """Operations pages end to end in Debian's Chromium, in a loopback-only namespace: the
-supervisor page updates without reload when a terminal queues and a clerk goes ready."""
+supervisor page updates without reload when a terminal queues and a clerk goes ready;
+a rating given at the kiosk reaches the figures and a 不满意 opens a follow-up task."""
 
 from __future__ import annotations
 
@@ -46,6 +47,14 @@ def test_the_supervisor_page_follows_the_queue_and_the_clerks(ops_visit: dict[st
     assert "童周岭村便民服务点" in ops_visit["calls_row"]  # the live call, by village
     assert int(ops_visit["answered_tile"]) >= 1
     assert ops_visit["charts"] == 2
+
+
+def test_a_rating_at_the_kiosk_reaches_the_figures_and_opens_a_followup(
+        ops_visit: dict[str, Any]) -> None:
+    assert ops_visit["rating_question"] == "您对这次办事满意吗？"
+    assert ops_visit["rating_faces"] == ["非常满意", "满意", "基本满意", "不满意"]
+    assert int(ops_visit["followups_tile"]) >= 1
+    assert ops_visit["satisfaction_tile"].startswith("0%")  # the one rating: 不满意
 
 
 def test_nothing_is_loaded_from_outside_and_no_page_error(ops_visit: dict[str, Any]) -> None:
