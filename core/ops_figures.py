@@ -206,3 +206,89 @@ def buckets(events: Iterable[VisitEvent], start: float, width_s: float, count: i
         elif e.kind in (VisitKind.ABANDONED, VisitKind.LEFT):
             abandoned[i] += 1
     return {"answered": answered, "abandoned": abandoned}
+
+
+# --- reports: by item, village or clerk over a period ------------------------------------
+
+ReportKey = str  # "item" | "village" | "clerk"
+
+
+@dataclass(frozen=True)
+class CaseTiming:
+    """One case as the reports count it (from `cases`)."""
+
+    item_code: str
+    village: str
+    clerk: str
+    submitted_at: float
+    due_at: float
+    decided_at: float | None = None
+
+
+class ReportRow(BaseModel):
+    key: str
+    visits: int = 0  # applicants who queued (by clerk: the calls answered)
+    answered: int = 0
+    abandoned: int = 0
+    cases: int = 0
+    done: int = 0
+    done_rate: float | None = None  # 办结率
+    on_time_rate: float | None = None  # of the done, decided by their due time
+    aht_s: float | None = None
+    asa_s: float | None = None
+    ratings: int = 0
+    satisfied_share: float | None = None
+
+
+def _key(by: ReportKey, item: str, village: str, clerk: str) -> str:
+    return {"item": item, "village": village, "clerk": clerk}[by]
+
+
+def report_rows(visits: Iterable[VisitEvent], cases: Iterable[CaseTiming],
+                rated: Iterable[RatingEvent], by: ReportKey) -> list[ReportRow]:
+    """One row per item, village or clerk, sorted by key, plus nothing else (pure)."""
+    visits = list(visits)
+    rows: dict[str, ReportRow] = {}
+    waits: dict[str, list[float]] = {}
+    handles: dict[str, list[float]] = {}
+    on_time: dict[str, int] = {}
+    unhappy: dict[str, int] = {}
+    call_key = {e.call_id: _key(by, e.item_code, e.village, e.clerk) for e in visits
+                if e.kind == VisitKind.ANSWERED and e.call_id}
+
+    def row(key: str) -> ReportRow:
+        return rows.setdefault(key or "（未知）", ReportRow(key=key or "（未知）"))
+
+    for e in visits:
+        if e.kind == VisitKind.ENDED:
+            k = call_key.get(e.call_id, _key(by, e.item_code, e.village, e.clerk))
+            handles.setdefault(row(k).key, []).append(e.handle_s)
+            continue
+        if by == "clerk" and e.kind != VisitKind.ANSWERED:
+            continue  # a wait is nobody's until a clerk answers it
+        r = row(_key(by, e.item_code, e.village, e.clerk))
+        if e.kind == VisitKind.JOINED:
+            r.visits += 1
+        elif e.kind == VisitKind.ANSWERED:
+            r.answered += 1
+            r.visits += by == "clerk"
+            waits.setdefault(r.key, []).append(e.wait_s)
+        elif e.kind in (VisitKind.ABANDONED, VisitKind.LEFT):
+            r.abandoned += 1
+    for c in cases:
+        r = row(_key(by, c.item_code, c.village, c.clerk))
+        r.cases += 1
+        if c.decided_at is not None:
+            r.done += 1
+            on_time[r.key] = on_time.get(r.key, 0) + (c.decided_at <= c.due_at)
+    for g in rated:
+        r = row(_key(by, g.item_code, g.village, g.clerk))
+        r.ratings += 1
+        unhappy[r.key] = unhappy.get(r.key, 0) + (g.rating == Rating.DISSATISFIED)
+    for k, r in rows.items():
+        r.done_rate = r.done / r.cases if r.cases else None
+        r.on_time_rate = on_time.get(k, 0) / r.done if r.done else None
+        r.aht_s = _mean(handles.get(k, []))
+        r.asa_s = _mean(waits.get(k, []))
+        r.satisfied_share = 1 - unhappy.get(k, 0) / r.ratings if r.ratings else None
+    return [rows[k] for k in sorted(rows)]

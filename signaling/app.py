@@ -19,6 +19,7 @@ from core.records import make_engine
 from core.replies import http_error
 from core.settings import ROOT, Settings
 from signaling import (
+    admin_api,
     auth,
     cases_api,
     certificates_api,
@@ -30,6 +31,7 @@ from signaling import (
     qa_export,
     qa_flags_api,
     qa_holds,
+    reports,
     reviewer_api,
     satisfaction,
     scans_api,
@@ -47,7 +49,7 @@ from signaling.ws import ws_handler
 
 log = logging.getLogger("signaling.app")
 WEB_ROOT = ROOT / "web"
-PAGES = ("terminal", "clerk", "reviewer", "qa", "supervisor")
+PAGES = ("terminal", "clerk", "reviewer", "qa", "supervisor", "admin")
 
 # Nothing is loaded from outside the server; pages connect only to the service itself and
 # to its media workers (MEDIA_PUBLIC_URL, MEDIA_ORIGINS).
@@ -215,4 +217,6 @@ def create_app(settings: Settings, clock: Clock = wall,
     kiosk_certificates.setup_routes(app)
     supervisor.setup_routes(app)  # after the resources: its loop needs the node
     satisfaction.setup_routes(app)
+    admin_api.setup_routes(app)
+    reports.setup_routes(app)
     return app

@@ -104,6 +104,23 @@ ROUTES: dict[tuple[str, str], Allowed] = {
     ("POST", "/api/terminal/rating"): _roles("terminal"),
     ("GET", "/api/followups"): _roles("supervisor", "qa", "admin"),
     ("POST", "/api/followups/{followup_id}/close"): _roles("supervisor", "qa", "admin"),
+    # administration: accounts, terminals, catalogue, holidays (signaling/admin_api.py)
+    ("GET", "/admin/"): PUBLIC,
+    ("GET", "/api/admin/accounts"): _roles("admin"),
+    ("POST", "/api/admin/accounts"): _roles("admin"),
+    ("POST", "/api/admin/accounts/{username}"): _roles("admin"),
+    ("GET", "/api/admin/terminals"): _roles("admin"),
+    ("POST", "/api/admin/terminals"): _roles("admin"),
+    ("POST", "/api/admin/terminals/{terminal_id}"): _roles("admin"),
+    ("GET", "/api/admin/items"): _roles("admin"),
+    ("POST", "/api/admin/items/{code}"): _roles("admin"),
+    ("GET", "/api/admin/calendar"): _roles("admin"),
+    ("POST", "/api/admin/calendar"): _roles("admin"),
+    ("POST", "/api/admin/calendar/{day}/delete"): _roles("admin"),
+    # reports: the page's table, CSV and XLSX
+    ("GET", "/api/reports"): _roles("admin", "supervisor"),
+    ("GET", "/api/reports.csv"): _roles("admin", "supervisor"),
+    ("GET", "/api/reports.xlsx"): _roles("admin", "supervisor"),
 }
 
 # WebSocket message type → the roles that may send it (others get `forbidden_type`).

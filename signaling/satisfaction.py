@@ -35,7 +35,8 @@ from signaling.supervisor import VIEW
 log = logging.getLogger("signaling.satisfaction")
 
 FOLLOWUP_WORKING_DAYS = 2  # a 不满意 is called back within this many working days
-REASONS = ("等待时间太长", "工作人员态度不好", "没有讲清楚", "视频或声音不清楚", "材料要求太多", "其他")
+REASONS = ("等待时间太长", "工作人员态度不好", "没有讲清楚", "视频或声音不清楚", "材料要求太多",
+           "其他")
 HANDLERS: tuple[SessionRole, ...] = ("supervisor", "qa", "admin")
 
 

@@ -70,6 +70,7 @@ MAX_ROWS = 500  # clerks and calls listed; more are counted, not listed
 HEAD_SAMPLE = 50  # tickets read per item to find the longest wait
 # The service's day is China's day, whatever the server's zone.
 SERVICE_TZ = timezone(timedelta(hours=8))
+CATALOGUE_RELOAD_S = 30.0
 COPY_INTERVAL_S = 0.2  # between batches; a batch waits up to 1 s for entries
 WATCHERS = ("admin", "supervisor")
 
@@ -308,6 +309,9 @@ async def running(app: web.Application) -> AsyncIterator[None]:
     await copier.ensure_group()
     node.loops.every("supervisor", PUSH_INTERVAL_S, view.step)
     node.loops.every("visit-copier", COPY_INTERVAL_S, copier.run_step)
+    # An item edited on the admin page (on any node) reaches every node's catalogue.
+    node.loops.every("catalogue-reload", CATALOGUE_RELOAD_S,
+                     lambda: node.catalogue.load(app[ENGINE]))
     yield
 
 

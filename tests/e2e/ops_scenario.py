@@ -3,7 +3,9 @@
 `python -m tests.e2e.ops_scenario --out DIR` brings the stack up in the private network
 namespace and drives Debian's Chromium: the supervisor page stays open (never reloaded)
 while a kiosk joins the queue and a clerk goes ready and takes the call; after the call
-the kiosk asks for a rating, and a 不满意 becomes a follow-up task on the board. Writes DIR/result.json (and DIR/screens).
+the kiosk asks for a rating, and a 不满意 becomes a follow-up task on the board; an admin
+creates a clerk who logs in and takes a call, and enrols a terminal with a code that then
+reaches the queue. Writes DIR/result.json (and DIR/screens).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.ops_figures import (
+    CaseTiming,
     Rating,
     RatingEvent,
     StepTiming,
@@ -11,6 +12,7 @@ from core.ops_figures import (
     buckets,
     call_figures,
     percentile,
+    report_rows,
     satisfaction,
     step_figures,
 )
@@ -93,3 +95,29 @@ def test_buckets_per_hour_for_the_day_chart() -> None:
     b = buckets(EVENTS, DAY, 3600, 24)
     assert b["answered"][0] == 2 and sum(b["answered"]) == 2
     assert b["abandoned"][0] == 2
+
+
+def test_report_rows_by_item_village_and_clerk() -> None:
+    visits = [
+        VisitEvent(VisitKind.JOINED, DAY, "1", "A", village="甲村"),
+        VisitEvent(VisitKind.ANSWERED, DAY + 30, "1", "A", village="甲村", clerk="c1",
+                   call_id="k1", wait_s=30),
+        VisitEvent(VisitKind.ENDED, DAY + 330, "1", "A", clerk="c1", call_id="k1",
+                   handle_s=300),
+        VisitEvent(VisitKind.JOINED, DAY, "2", "B", village="乙村"),
+        VisitEvent(VisitKind.ABANDONED, DAY + 90, "2", "B", village="乙村", wait_s=90),
+    ]
+    cases = [CaseTiming("A", "甲村", "c1", DAY, DAY + 100, DAY + 50),
+             CaseTiming("A", "甲村", "c1", DAY, DAY + 100, DAY + 500),
+             CaseTiming("A", "甲村", "c1", DAY, DAY + 100)]
+    rated = [RatingEvent(DAY, Rating.SATISFIED, "A", "c1", "甲村"),
+             RatingEvent(DAY, Rating.DISSATISFIED, "A", "c1", "甲村")]
+    a, b = report_rows(visits, cases, rated, "item")
+    assert (a.key, a.visits, a.answered, a.cases, a.done) == ("A", 1, 1, 3, 2)
+    assert a.done_rate == 2 / 3 and a.on_time_rate == 0.5
+    assert a.aht_s == 300 and a.asa_s == 30 and a.satisfied_share == 0.5
+    assert (b.key, b.visits, b.abandoned, b.done_rate) == ("B", 1, 1, None)
+    village = {r.key: r for r in report_rows(visits, cases, rated, "village")}
+    assert village["甲村"].aht_s == 300  # the call's end counts for the village it served
+    (clerk,) = report_rows(visits, cases, rated, "clerk")  # waits are nobody's
+    assert (clerk.key, clerk.visits, clerk.answered, clerk.cases) == ("c1", 1, 1, 3)
