@@ -20,6 +20,7 @@ LOGINS = {
     "reviewer": ("/api/login", {"username": "reviewer_town", "password": DEMO_PASSWORD}),
     "qa": ("/api/login", {"username": "qa1", "password": DEMO_PASSWORD}),
     "admin": ("/api/login", {"username": "admin", "password": DEMO_PASSWORD}),
+    "supervisor": ("/api/login", {"username": "duty1", "password": DEMO_PASSWORD}),
 }
 SAMPLE = {"{case_no}": "20260101-ABCDEF01", "{certificate}": "E20260101ABCDEF0123",
           "{code}": "YL-CB", "{scan_id}": "nosuchscan", "{filename}": "common/api.js",
