@@ -24,6 +24,7 @@ from signaling import (
     cases_api,
     certificates_api,
     figures,
+    guide_page,
     kiosk_certificates,
     policy,
     qa_api,
@@ -219,4 +220,5 @@ def create_app(settings: Settings, clock: Clock = wall,
     satisfaction.setup_routes(app)
     admin_api.setup_routes(app)
     reports.setup_routes(app)
+    guide_page.setup_routes(app)
     return app

@@ -121,6 +121,9 @@ ROUTES: dict[tuple[str, str], Allowed] = {
     ("GET", "/api/reports"): _roles("admin", "supervisor"),
     ("GET", "/api/reports.csv"): _roles("admin", "supervisor"),
     ("GET", "/api/reports.xlsx"): _roles("admin", "supervisor"),
+    # 办事指南: open to anyone (the applicant's phone), and its QR code for the kiosk
+    ("GET", "/guide/{code}"): PUBLIC,
+    ("GET", "/api/guide/{code}/qr.svg"): PUBLIC,
 }
 
 # WebSocket message type → the roles that may send it (others get `forbidden_type`).
