@@ -121,6 +121,7 @@ ROUTES: dict[tuple[str, str], Allowed] = {
     ("GET", "/api/reports"): _roles("admin", "supervisor"),
     ("GET", "/api/reports.csv"): _roles("admin", "supervisor"),
     ("GET", "/api/reports.xlsx"): _roles("admin", "supervisor"),
+    ("GET", "/api/clerk/today"): _roles("clerk"),  # the console's own figures
     # 办事指南: open to anyone (the applicant's phone), and its QR code for the kiosk
     ("GET", "/guide/{code}"): PUBLIC,
     ("GET", "/api/guide/{code}/qr.svg"): PUBLIC,

@@ -189,7 +189,21 @@ async def report_xlsx(request: web.Request) -> web.Response:
         "Content-Disposition": f'attachment; filename="report-{name}.xlsx"'})
 
 
+async def clerk_today(request: web.Request) -> web.Response:
+    """The console's own figures for today: calls, average handle time, satisfaction."""
+    session = await require_session(request, "clerk")
+    now = request.app[CLOCK]()
+    today = datetime.fromtimestamp(now, UTC).astimezone(SERVICE_TZ).date()
+    rows = await load_rows(request.app[ENGINE], ReportQuery(period="day", date=today,
+                                                            by="clerk"), today)
+    mine = next((r for r in rows if r.key == session.who), ReportRow(key=session.who))
+    return web.json_response({"calls": mine.answered, "aht_s": mine.aht_s,
+                              "ratings": mine.ratings,
+                              "satisfied_share": mine.satisfied_share})
+
+
 def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/api/clerk/today", clerk_today)
     app.router.add_get("/api/reports", report_json)
     app.router.add_get("/api/reports.csv", report_csv)
     app.router.add_get("/api/reports.xlsx", report_xlsx)

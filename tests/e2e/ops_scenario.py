@@ -116,6 +116,86 @@ def supervise(stack: Stack, browser: Browser, watch: Watch, shots: Path, y4m: Pa
     result["clerk"] = clerk
 
 
+def administer(stack: Stack, browser: Browser, watch: Watch, shots: Path,
+               result: dict[str, Any]) -> None:
+    """An admin creates a clerk and enrols a terminal; the clerk takes that kiosk's call."""
+    ctx = browser.new_context()
+    watch.attach(ctx)
+    page = login(ctx.new_page(), stack.base_url, "/admin/", "admin")
+    page.wait_for_selector("#view-accounts:not([hidden]) #accounts tbody tr")
+    form = "#account-form"
+    for name, value in (("username", "e2eclerk"), ("display_name", "新坐席 周丽"),
+                        ("password", "welcome2026x"), ("region_code", "420115"),
+                        ("skills", "YL-CB"), ("jurisdictions", "42")):
+        page.fill(f"{form} input[name={name}]", value)
+    page.select_option(f"{form} select[name=role]", "clerk")
+    page.click(f"{form} button[type=submit]")
+    page.wait_for_selector("#accounts tr[data-username=e2eclerk]")
+    result["account_notice"] = page.inner_text("#notice")
+    page.click("a[href='#terminals']")
+    page.wait_for_selector("#view-terminals:not([hidden]) #terminals tbody tr")
+    for name, value in (("terminal_id", "T-420115-091"), ("name", "新建村便民服务点"),
+                        ("village", "江夏区新建村"), ("region_code", "420115")):
+        page.fill(f"#terminal-form input[name={name}]", value)
+    page.click("#terminal-form button[type=submit]")
+    page.wait_for_selector("#enrol-code:not([hidden])")
+    code = page.inner_text("#enrol-code").rsplit("：", 1)[-1].strip()
+    result["enrol_code_shown"] = bool(code)
+    page.screenshot(path=str(shots / "admin-terminals.png"))
+
+    kiosk_ctx = browser.new_context()
+    watch.attach(kiosk_ctx)
+    kiosk = kiosk_ctx.new_page()
+    kiosk.goto(f"{stack.base_url}/terminal/")
+    kiosk.wait_for_selector("#screen-login:not([hidden])")
+    kiosk.fill("#enrol-code", code)
+    kiosk.click("#enrol-form button[type=submit]")
+    kiosk.wait_for_selector("#screen-start:not([hidden]) .tile", timeout=15000)
+    result["enrolled_place"] = kiosk.inner_text("#place")
+    kiosk.fill("#search", "交养老保险")
+    kiosk.click("#search-form button[type=submit]")
+    kiosk.click("#results .tile >> nth=0")
+    kiosk.wait_for_selector("#screen-materials:not([hidden])")
+    kiosk.wait_for_selector("#guide-qr img", timeout=5000)
+    result["guide_qr_loaded"] = bool(kiosk.evaluate(
+        "document.querySelector('#guide-qr img').complete && "
+        "document.querySelector('#guide-qr img').naturalWidth > 0"))
+    kiosk.screenshot(path=str(shots / "kiosk-materials-qr.png"))
+    kiosk.click("#join")
+    kiosk.wait_for_selector("#screen-queue:not([hidden])")
+
+    clerk_ctx = browser.new_context()
+    watch.attach(clerk_ctx)
+    clerk = clerk_ctx.new_page()
+    clerk.goto(f"{stack.base_url}/clerk/")
+    clerk.wait_for_selector("#login:not([hidden])")
+    clerk.fill("#username", "e2eclerk")
+    clerk.fill("#password", "welcome2026x")  # the password the admin gave
+    clerk.click("#login-form button[type=submit]")
+    clerk.wait_for_selector("#status-box:not([hidden])")
+    result["paused_buttons"] = clerk.evaluate(
+        "[...document.querySelectorAll('#status-box button')].filter(b => !b.hidden)"
+        ".map(b => b.textContent)")
+    clerk_ready(clerk)
+    result["ready_buttons"] = clerk.evaluate(
+        "[...document.querySelectorAll('#status-box button')].filter(b => !b.hidden)"
+        ".map(b => b.textContent)")
+    clerk.wait_for_selector("#offer:not([hidden])", timeout=15000)
+    result["new_clerk_offer"] = clerk.inner_text("#offer")
+    result["countdown_drawn"] = clerk.inner_text("#offer-count")
+    clerk.click("#accept")
+    kiosk.wait_for_selector("#screen-call:not([hidden])", timeout=15000)
+    result["new_terminal_in_call"] = True
+    clerk.click("#hangup")
+    clerk.wait_for_selector("#wrapup:not([hidden])", timeout=15000)
+    clerk.click("#wrapup-done")
+    clerk.wait_for_selector("#idle:not([hidden])", timeout=15000)
+    wait_until("the clerk's figures today", lambda: "接听 1 次" in (
+        clerk.text_content("#today") or ""), timeout_s=15)
+    result["clerk_today"] = clerk.inner_text("#today")
+    clerk.screenshot(path=str(shots / "clerk-today.png"))
+
+
 def run(stack: Stack, browser: Browser, watch: Watch, out: Path, result: dict[str, Any]) -> None:
     shots = out / "screens"
     shots.mkdir(parents=True, exist_ok=True)
@@ -123,6 +203,7 @@ def run(stack: Stack, browser: Browser, watch: Watch, out: Path, result: dict[st
     pages: dict[str, Any] = {}
     supervise(stack, browser, watch, shots, y4m, pages)
     result.update({k: v for k, v in pages.items() if not isinstance(v, Page)})
+    administer(stack, browser, watch, shots, result)
 
 
 def main() -> int:

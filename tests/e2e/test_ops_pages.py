@@ -1,6 +1,7 @@
 """Operations pages end to end in Debian's Chromium, in a loopback-only namespace: the
 supervisor page updates without reload when a terminal queues and a clerk goes ready;
-a rating given at the kiosk reaches the figures and a 不满意 opens a follow-up task."""
+a rating given at the kiosk reaches the figures and a 不满意 opens a follow-up task; an
+admin creates a clerk who takes a call from a terminal enrolled with a one-time code."""
 
 from __future__ import annotations
 
@@ -55,6 +56,24 @@ def test_a_rating_at_the_kiosk_reaches_the_figures_and_opens_a_followup(
     assert ops_visit["rating_faces"] == ["非常满意", "满意", "基本满意", "不满意"]
     assert int(ops_visit["followups_tile"]) >= 1
     assert ops_visit["satisfaction_tile"].startswith("0%")  # the one rating: 不满意
+
+
+def test_an_admin_creates_a_clerk_and_enrols_a_terminal_that_meet_in_a_call(
+        ops_visit: dict[str, Any]) -> None:
+    assert "e2eclerk" in ops_visit["account_notice"]
+    assert ops_visit["enrol_code_shown"]
+    assert "新建村便民服务点" in ops_visit["enrolled_place"]
+    assert ops_visit["guide_qr_loaded"]  # 办事指南 QR on the materials screen
+    assert "新建村便民服务点" in ops_visit["new_clerk_offer"]
+    assert ops_visit["new_terminal_in_call"]
+
+
+def test_the_console_buttons_say_what_they_do_and_show_todays_figures(
+        ops_visit: dict[str, Any]) -> None:
+    assert ops_visit["paused_buttons"][0] == "就绪" and "暂停" not in ops_visit["paused_buttons"]
+    assert "暂停" in ops_visit["ready_buttons"] and "就绪" not in ops_visit["ready_buttons"]
+    assert ops_visit["countdown_drawn"].isdigit()  # drawn with the offer
+    assert "接听 1 次" in ops_visit["clerk_today"]
 
 
 def test_nothing_is_loaded_from_outside_and_no_page_error(ops_visit: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,7 +15,14 @@ from approval.calendar import WorkCalendar
 from core.settings import Settings
 from signaling.app import create_app
 from signaling.satisfaction import followup_due
-from tests.signaling.peers import VILLAGE2, Peer, connect_clerk, connect_terminal, fast
+from tests.signaling.peers import (
+    VILLAGE2,
+    Peer,
+    connect_clerk,
+    connect_terminal,
+    fast,
+    until,
+)
 from tests.signaling.test_ops_supervisor import board, login
 
 
@@ -87,6 +95,14 @@ async def test_dissatisfied_opens_a_followup_closed_with_a_note(server: TestServ
     assert found is not None  # the filter runs against the ratings (no media call here)
     clerk_client = desk.client
     assert (await clerk_client.get("/api/followups")).status == 403
+
+    async def mine() -> dict[str, Any] | None:
+        f: dict[str, Any] = await (await clerk_client.get("/api/clerk/today")).json()
+        return f if f["calls"] >= 1 and f["ratings"] >= 1 else None
+
+    await until(mine)
+    today = await mine()
+    assert today is not None and today["satisfied_share"] is not None
     for peer in (term, desk, other, sup):
         await peer.close()
     await qa.close()
