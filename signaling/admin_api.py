@@ -6,7 +6,8 @@ same ones); the routes validate bodies and call them. Accounts and terminals reu
 `signaling.accounts` and `signaling.terminal_enrolment` (which end sessions and note
 their own entries); the entry written here carries the row before and after (never a
 password or credential digest). A catalogue change reloads this node's catalogue at once;
-X
+the others reload it within `CATALOGUE_RELOAD_S` (signaling.supervisor's loop). Holidays
+likewise reach the due times every node computes (`signaling.work_calendar`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from signaling.appkeys import CLOCK, ENGINE, REDIS
 from signaling.auth import passwords_of, require_session
 from signaling.case_http import body, jsonable
 from signaling.node import NODE
+from signaling.supervisor import refresh_calendar
 
 SECRET_COLUMNS = {"password_hash", "token_hash", "enrol_code_hash", "staff_pin_hash"}
 a, t, items = records.accounts, records.terminals, records.service_items
@@ -317,6 +319,7 @@ async def list_calendar(request: web.Request) -> web.Response:
 async def post_calendar(request: web.Request) -> web.Response:
     session = await require_session(request, "admin")
     await set_day(request.app[ENGINE], session.who, await body(request, CalendarBody))
+    await refresh_calendar(request.app)
     return web.json_response({"ok": True})
 
 
@@ -328,6 +331,7 @@ async def delete_calendar(request: web.Request) -> web.Response:
         raise http_error(web.HTTPNotFound, "no_day", "没有这一天") from exc
     if not await remove_day(request.app[ENGINE], session.who, day):
         raise http_error(web.HTTPNotFound, "no_day", "没有这一天")
+    await refresh_calendar(request.app)
     return web.json_response({"ok": True})
 
 

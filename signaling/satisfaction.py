@@ -3,8 +3,8 @@
 The kiosk posts one rating per call (`POST /api/terminal/rating`), only for a call it was
 in; the rating is stored with the call and its case (`ratings`). A 不满意 opens a
 follow-up task due `FOLLOWUP_WORKING_DAYS` working days later (holidays and 调休 from the
-settings and the `calendar_days` table); a supervisor, QA or admin closes it with a note
-(`POST /api/followups/{id}/close`). Both are audited.
+settings and the admin page, `signaling.work_calendar`); a supervisor, QA or admin closes
+it with a note (`POST /api/followups/{id}/close`). Both are audited.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from approval.calendar import WorkCalendar
 from approval.tables import cases
 from core import audit
 from core.ops_figures import RATING_WORDS, Rating
-from core.ops_tables import calendar_days, followups, ratings
+from core.ops_tables import followups, ratings
 from core.replies import http_error
 from core.settings import Settings
 from signaling.appkeys import CLOCK, ENGINE, SETTINGS
@@ -31,6 +31,7 @@ from signaling.auth import SessionRole, require_session
 from signaling.case_http import body, jsonable
 from signaling.node import NODE
 from signaling.supervisor import VIEW
+from signaling.work_calendar import load_calendar
 
 log = logging.getLogger("signaling.satisfaction")
 
@@ -54,17 +55,6 @@ def followup_due(calendar: WorkCalendar, opened: datetime, days: int) -> datetim
     """The end of the working day `days` working days after `opened` (pure)."""
     due = calendar.add_working_days(opened, days)
     return due.replace(hour=23, minute=59, second=59, microsecond=0)
-
-
-async def load_calendar(engine: AsyncEngine, settings: Settings) -> WorkCalendar:
-    """Holidays and 调休 days: the settings' and those entered on the admin page."""
-    base = WorkCalendar.parse(",".join(settings.approval_holidays),
-                              ",".join(settings.approval_makeup_days))
-    async with engine.connect() as conn:
-        rows = (await conn.execute(select(calendar_days))).mappings().all()
-    holidays = {r["day"] for r in rows if r["kind"] == "holiday"}
-    makeup = {r["day"] for r in rows if r["kind"] == "makeup"}
-    return WorkCalendar(base.holidays | holidays, base.makeup_days | makeup)
 
 
 async def rate(request: web.Request) -> web.Response:

@@ -51,7 +51,8 @@ from core.qa_tables import call_events
 from core.redis_text import str_map
 from core.replies import http_error
 from core.states import ClerkActivity, ClerkStatus
-from signaling.appkeys import CLOCK, ENGINE, REDIS, SETTINGS
+from signaling import work_calendar
+from signaling.appkeys import CASES, CLOCK, ENGINE, REDIS, SETTINGS
 from signaling.auth import current_session, session_id
 from signaling.node import NODE, SignalingNode
 from signaling.queue_records import CallRecord, ClerkRecord
@@ -301,6 +302,11 @@ async def ws_supervisor(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def refresh_calendar(app: web.Application) -> None:
+    """Holidays entered on the admin page count in the due times this node computes."""
+    app[CASES].calendar = await work_calendar.load_calendar(app[ENGINE], app[SETTINGS])
+
+
 async def running(app: web.Application) -> AsyncIterator[None]:
     """The view and its loop (after the node exists: append after the resources)."""
     node = app[NODE]
@@ -312,6 +318,7 @@ async def running(app: web.Application) -> AsyncIterator[None]:
     # An item edited on the admin page (on any node) reaches every node's catalogue.
     node.loops.every("catalogue-reload", CATALOGUE_RELOAD_S,
                      lambda: node.catalogue.load(app[ENGINE]))
+    node.loops.every("calendar-reload", work_calendar.REFRESH_S, lambda: refresh_calendar(app))
     yield
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from datetime import date
 from collections.abc import AsyncIterator
 
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from core import records
 from core.settings import Settings
 from signaling.app import create_app
+from signaling.appkeys import CASES
 from tests.signaling.peers import Peer, connect_terminal, fast
 from tests.signaling.test_ops_supervisor import login
 
@@ -127,8 +129,11 @@ async def test_catalogue_and_holidays_edits_are_seen_and_audited(server: TestSer
     assert resp.status == 200
     days = (await (await admin.get("/api/admin/calendar")).json())["days"]
     assert {"day": "2026-10-01", "kind": "holiday", "name": "国庆节"} in days
+    # New due times count it at once (a Thursday, now off).
+    assert not server.app[CASES].calendar.is_working_day(date(2026, 10, 1))
     assert (await admin.post("/api/admin/calendar/2026-10-01/delete")).status == 200
     assert (await admin.post("/api/admin/calendar/2026-10-01/delete")).status == 404
+    assert server.app[CASES].calendar.is_working_day(date(2026, 10, 1))
 
     clerk = await login(server, "clerk1")
     assert (await clerk.get("/api/admin/accounts")).status == 403
