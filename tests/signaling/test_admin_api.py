@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import io
 import zipfile
-from datetime import date
 from collections.abc import AsyncIterator
+from datetime import date
 
 import pytest
 import redis.asyncio as aioredis
