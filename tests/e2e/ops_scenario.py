@@ -151,7 +151,17 @@ def administer(stack: Stack, browser: Browser, watch: Watch, shots: Path,
     kiosk.fill("#enrol-code", code)
     kiosk.click("#enrol-form button[type=submit]")
     kiosk.wait_for_selector("#screen-start:not([hidden]) .tile", timeout=15000)
+    wait_until("the kiosk's name", lambda: kiosk.inner_text("#place") != "便民服务点")
     result["enrolled_place"] = kiosk.inner_text("#place")
+    # Camera set-up right after enrolment: each camera previewed, the choice kept.
+    kiosk.wait_for_selector("#camera-setup #camera-save", timeout=10000)
+    wait_until("a camera preview playing", lambda: kiosk.evaluate(
+        "[...document.querySelectorAll('#camera-setup video')].some(v => v.videoWidth > 0)"))
+    result["camera_labels"] = kiosk.eval_on_selector_all(
+        "#camera-setup video", "els => els.map(e => e.dataset.label)")
+    kiosk.screenshot(path=str(shots / "kiosk-camera-setup.png"))
+    kiosk.click("#camera-save")
+    result["face_camera_kept"] = kiosk.evaluate("localStorage.getItem('vw.face_camera')")
     kiosk.fill("#search", "交养老保险")
     kiosk.click("#search-form button[type=submit]")
     kiosk.click("#results .tile >> nth=0")

@@ -63,6 +63,8 @@ def test_an_admin_creates_a_clerk_and_enrols_a_terminal_that_meet_in_a_call(
     assert "e2eclerk" in ops_visit["account_notice"]
     assert ops_visit["enrol_code_shown"]
     assert "新建村便民服务点" in ops_visit["enrolled_place"]
+    assert ops_visit["camera_labels"] and ops_visit["face_camera_kept"] in ops_visit[
+        "camera_labels"]  # chosen by label with a preview, kept in the kiosk's storage
     assert ops_visit["guide_qr_loaded"]  # 办事指南 QR on the materials screen
     assert "新建村便民服务点" in ops_visit["new_clerk_offer"]
     assert ops_visit["new_terminal_in_call"]
