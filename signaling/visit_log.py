@@ -78,8 +78,15 @@ class VisitCopier:
     async def once(self) -> int:
         """Copy one batch; returns how many entries were written."""
         start = "0" if self._pending_first else ">"
-        got = await self.redis.xreadgroup(GROUP, self.consumer, {keys.visit_events(): start},
-                                          count=BATCH, block=None if start == "0" else BLOCK_MS)
+        try:
+            got = await self.redis.xreadgroup(GROUP, self.consumer,
+                                              {keys.visit_events(): start}, count=BATCH,
+                                              block=None if start == "0" else BLOCK_MS)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.ensure_group()  # Redis lost the stream (flushed, restarted empty)
+            return 0
         entries = _entries(got)
         if self._pending_first and not entries:
             self._pending_first = False
