@@ -242,3 +242,8 @@ def visit_events() -> str:
     supervisor's figures; copied to PostgreSQL `visit_events` by signaling.visit_log."""
     return f"{PREFIX}ops:visits"
 
+
+
+def call_watcher(call_id: str, participant_id: str) -> str:
+    """JSON (TTL of a join token): who a watcher's join token is for (username, name)."""
+    return f"{PREFIX}watch:{call_id}:{participant_id}"

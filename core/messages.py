@@ -97,7 +97,7 @@ class MediaJoin(BaseModel):
     worker_url: str
     call_id: str
     participant_id: str
-    role: Literal["terminal", "clerk", "second_clerk"]
+    role: Literal["terminal", "clerk", "second_clerk", "watcher"]
     token: str
     ice_servers: list[IceServer] = Field(default_factory=list)
     expires_at: float
@@ -265,7 +265,17 @@ class SupervisorUpdate(BaseModel):
     day: SupervisorDay | None = None
 
 
+
+class CallWatching(BaseModel):
+    """监看: who is watching the call now (receive-only); an empty list when nobody is."""
+
+    type: Literal["call_watching"] = "call_watching"
+    call_id: str
+    watchers: list[str]  # display names
+
+
 ServerMessage = (
     Hello | QueueStatus | LeftQueue | Offer | OfferClosed | ClerkState | CallAssigned
     | CallInvite | CallEnded | Pong | ErrorMessage | SupervisorSnapshot | SupervisorUpdate
+    | CallWatching
 )

@@ -39,6 +39,7 @@ from signaling import (
     sessions,
     supervisor,
     verify_page,
+    watch_api,
 )
 from signaling.appkeys import CASES, CLOCK, ENGINE, REDIS, SETTINGS
 from signaling.catalogue import Catalogue
@@ -221,4 +222,5 @@ def create_app(settings: Settings, clock: Clock = wall,
     admin_api.setup_routes(app)
     reports.setup_routes(app)
     guide_page.setup_routes(app)
+    watch_api.setup_routes(app)
     return app

@@ -125,6 +125,8 @@ ROUTES: dict[tuple[str, str], Allowed] = {
     # 办事指南: open to anyone (the applicant's phone), and its QR code for the kiosk
     ("GET", "/guide/{code}"): PUBLIC,
     ("GET", "/api/guide/{code}/qr.svg"): PUBLIC,
+    # 监看: a live call watched receive-only (signaling/watch_api.py)
+    ("POST", "/api/supervisor/calls/{call_id}/watch"): _roles("admin", "supervisor"),
 }
 
 # WebSocket message type → the roles that may send it (others get `forbidden_type`).
