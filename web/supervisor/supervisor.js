@@ -62,6 +62,7 @@ function drawCalls() {
   body.replaceChildren();
   for (const c of view.calls) {
     const row = body.insertRow();
+    row.dataset.call = c.call_id;  // watch.js adds its 监看 button by it
     cell(row, view.items.find((it) => it.item_code === c.item_code)?.item_name || c.item_code);
     cell(row, c.terminal_name);
     cell(row, c.clerk_name || c.clerk);
