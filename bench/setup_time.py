@@ -30,6 +30,7 @@ from tests.e2e.pages import (  # noqa: E402
     kiosk_join,
     open_clerk,
     open_kiosk,
+    rate_visit,
     wait_offer,
     wait_until,
 )
@@ -67,6 +68,7 @@ def one_call(kiosk: Page, clerk: Page) -> tuple[float, float]:
     clerk.click("#wrapup-done")
     clerk.wait_for_selector("#idle:not([hidden])")
     kiosk.wait_for_selector("#screen-ended:not([hidden])")
+    rate_visit(kiosk)
     kiosk.click("#ended-home")
     return (kiosk_at - clicked) / 1000, (clerk_at - clicked) / 1000
 

@@ -32,6 +32,7 @@ class ServiceItem(BaseModel):
     clerk_regions: list[str]
     workflow: dict[str, object] = Field(default_factory=dict)
     time_limit_days: int = 5
+    guide: dict[str, object] = Field(default_factory=dict)  # 办事指南: steps, fees, notes
 
 
 

@@ -17,8 +17,8 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Literal, cast
 
-JoinRole = Literal["terminal", "clerk", "second_clerk", "control"]
-ROLES: frozenset[str] = frozenset({"terminal", "clerk", "second_clerk", "control"})
+JoinRole = Literal["terminal", "clerk", "second_clerk", "control", "watcher"]
+ROLES: frozenset[str] = frozenset({"terminal", "clerk", "second_clerk", "control", "watcher"})
 
 
 class JoinTokenError(ValueError):

@@ -235,3 +235,15 @@ def join_token_used(token_id: str) -> str:
 def kiosk_unlock(session_id: str) -> str:
     """JSON (TTL): what a kiosk session may print now (staff PIN, or cases proven)."""
     return f"{PREFIX}kiosk:unlock:{session_id}"
+
+
+def visit_events() -> str:
+    """Stream of queue outcomes (joined, answered, abandoned, left, call ended) for the
+    supervisor's figures; copied to PostgreSQL `visit_events` by signaling.visit_log."""
+    return f"{PREFIX}ops:visits"
+
+
+
+def call_watcher(call_id: str, participant_id: str) -> str:
+    """JSON (TTL of a join token): who a watcher's join token is for (username, name)."""
+    return f"{PREFIX}watch:{call_id}:{participant_id}"

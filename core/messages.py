@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from core.ops_figures import CallFigures, SatisfactionFigures, StepFigures
 from core.states import ClerkActivity, ClerkStatus, LeaveReason, OfferEnd
 
 
@@ -96,7 +97,7 @@ class MediaJoin(BaseModel):
     worker_url: str
     call_id: str
     participant_id: str
-    role: Literal["terminal", "clerk", "second_clerk"]
+    role: Literal["terminal", "clerk", "second_clerk", "watcher"]
     token: str
     ice_servers: list[IceServer] = Field(default_factory=list)
     expires_at: float
@@ -200,7 +201,81 @@ class ErrorMessage(BaseModel):
     ref: str | None = None  # id of the client message it answers
 
 
+# --- the supervisor's live view (`/ws/supervisor`, signaling.supervisor) -------------------
+
+
+class SupervisorItem(BaseModel):
+    item_code: str
+    item_name: str
+    waiting: int
+    longest_wait_s: int
+
+
+class SupervisorClerk(BaseModel):
+    username: str
+    display_name: str
+    # ready | offered | in_call | wrap_up | not_ready | offline (就绪/来电/通话中/整理中/暂停/离线)
+    state: str
+    reason: str
+    since: float | None  # when this state began, as far as it is known
+
+
+class SupervisorCall(BaseModel):
+    call_id: str
+    item_code: str
+    terminal_name: str
+    clerk: str
+    clerk_name: str
+    started_at: float
+    identity: str  # the latest identity check's verdict, "" when none yet
+
+
+class SupervisorDay(BaseModel):
+    """Today's figures and the charts (the day by hour, the last 30 days by day)."""
+
+    calls: CallFigures
+    satisfaction: SatisfactionFigures
+    answer_within_s: float
+    hours: dict[str, list[int]]  # answered / abandoned per hour of today
+    days: list[str]  # the last 30 dates, oldest first
+    by_day: dict[str, list[int]]  # answered / abandoned per day
+    steps: list[StepFigures]
+    open_followups: int
+
+
+class SupervisorSnapshot(BaseModel):
+    """The whole view: on connect and after a gap."""
+
+    type: Literal["supervisor_snapshot"] = "supervisor_snapshot"
+    at: float
+    items: list[SupervisorItem]
+    clerks: list[SupervisorClerk]
+    calls: list[SupervisorCall]
+    day: SupervisorDay | None
+
+
+class SupervisorUpdate(BaseModel):
+    """Only the parts that changed since the last message (at most about one a second)."""
+
+    type: Literal["supervisor_update"] = "supervisor_update"
+    at: float
+    items: list[SupervisorItem] | None = None
+    clerks: list[SupervisorClerk] | None = None
+    calls: list[SupervisorCall] | None = None
+    day: SupervisorDay | None = None
+
+
+
+class CallWatching(BaseModel):
+    """监看: who is watching the call now (receive-only); an empty list when nobody is."""
+
+    type: Literal["call_watching"] = "call_watching"
+    call_id: str
+    watchers: list[str]  # display names
+
+
 ServerMessage = (
     Hello | QueueStatus | LeftQueue | Offer | OfferClosed | ClerkState | CallAssigned
-    | CallInvite | CallEnded | Pong | ErrorMessage
+    | CallInvite | CallEnded | Pong | ErrorMessage | SupervisorSnapshot | SupervisorUpdate
+    | CallWatching
 )

@@ -76,6 +76,8 @@ service_items = Table(
     Column("workflow", JSONB, nullable=False, server_default="{}"),
     Column("time_limit_days", BigInteger, nullable=False, server_default="5"),
     Column("active", Boolean, nullable=False, server_default="true"),
+    # 办事指南 (0009_ops): {"steps": [...], "fees": "...", "notes": "..."}
+    Column("guide", JSONB, nullable=False, server_default="{}"),
 )
 
 audit_log = Table(

@@ -123,7 +123,7 @@ async def join(request: web.Request) -> web.Response:
         token = str(body.get("token") or _bearer(request))
     except (ValueError, KeyError, TypeError) as exc:
         raise HubError(400, "bad_request", "请求应为 JSON：{token, sdp}") from exc
-    claims = _claims(request, token, {"terminal", "clerk", "second_clerk"})
+    claims = _claims(request, token, {"terminal", "clerk", "second_clerk", "watcher"})
     hub = request.app[HUB]
     await hub.refuse_ended(claims.call_id)
     await _use_once(request, claims)
@@ -134,7 +134,7 @@ async def join(request: web.Request) -> web.Response:
 
 
 async def leave(request: web.Request) -> web.Response:
-    claims = await _participant(request, {"terminal", "clerk", "second_clerk"})
+    claims = await _participant(request, {"terminal", "clerk", "second_clerk", "watcher"})
     await request.app[HUB].leave(claims.call_id, claims.participant_id, claims.role)
     return web.json_response({"ok": True})
 

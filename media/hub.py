@@ -42,6 +42,7 @@ from media.recording import ClosedSegment, Recorder
 from media.recording_resume import resume
 from media.recording_seal import seal_recording
 from media.verification_pool import VerificationPool
+from media.watchers import WATCHER, Watching
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class Hub:
         self.actions: dict[str, Action] = {}  # by name; features register theirs
         self._notes: set[asyncio.Task[None]] = set()
         self._captures: dict[str, int] = {}  # scans taken per call (bounded)
+        self.watching = Watching(redis, engine)  # 监看 (media.watchers)
 
     async def act(self, call_id: str, action: str, body: dict[str, Any],
                   actor: str) -> dict[str, Any]:
@@ -117,6 +119,8 @@ class Hub:
 
     async def join(self, call_id: str, participant_id: str, role: str, sdp: str,
                    token_id: str = "", issued_at: float = 0.0) -> str:
+        if role == WATCHER and call_id not in self.calls:  # a watcher never starts a call
+            raise HubError(409, "call_not_live", "通话尚未开始或已经结束")
         call = await self._call_for(call_id)
         old = call.participants.get(participant_id)
         if old is not None and issued_at < old.issued_at:
@@ -126,7 +130,13 @@ class Hub:
             answer = await call.join(participant_id, role, sdp, token_id, issued_at)
         except (ValueError, KeyError, IndexError) as exc:  # aiortc's complaints about the SDP
             raise HubError(400, "bad_offer", "SDP offer 无法使用") from exc
+        if role == WATCHER:  # not a participant of the call's record
+            await self.watching.joined(call, participant_id, await self.watching.who(
+                call_id, participant_id, self.clock()))
+            return answer
         self._note(call_id, CallEventKind.JOINED, role, {"participant": participant_id})
+        if self.watching.watching(call_id):
+            await self.watching.tell(call)  # a clerk (re)joining learns who watches
         return answer
 
     def _note(self, call_id: str, kind: CallEventKind, actor: str,
@@ -234,6 +244,9 @@ class Hub:
         """A hang-up: the terminal or the clerk leaving ends the call; a second clerk leaves."""
         call = self.calls.get(call_id)
         if call is None:
+            return
+        if role == WATCHER:  # a watcher leaving never ends the call
+            await self.watching.left(call, participant_id)
             return
         self._note(call_id, CallEventKind.LEFT, role, {"participant": participant_id})
         if role in ("terminal", "clerk"):

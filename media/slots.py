@@ -53,6 +53,16 @@ PLANS: dict[str, tuple[Line, ...]] = {
         Line("audio", "second_clerk.mic", "terminal.mic"),
         Line("audio", None, "clerk.mic"),
     ),
+    # 监看: receives every source, sends nothing (media.watchers).
+    "watcher": (
+        Line("video", None, "terminal.face"),
+        Line("video", None, "terminal.document"),
+        Line("video", None, "clerk.camera"),
+        Line("video", None, "second_clerk.camera"),
+        Line("audio", None, "terminal.mic"),
+        Line("audio", None, "clerk.mic"),
+        Line("audio", None, "second_clerk.mic"),
+    ),
 }
 
 

@@ -31,4 +31,15 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$0" -nt "$stamp" ]
   .venv/bin/pip install -q -e ".[dev]"
   touch "$stamp"
 fi
+# The supervisor page's charts: uPlot from the npm registry, served by the app from
+# web/vendor (no CDN at run time). The files are in the repository; this puts them back
+# (same version) if they were removed, when npm is there.
+UPLOT_VERSION=1.6.31
+if [ ! -f web/vendor/uplot/uPlot.esm.js ] && command -v npm >/dev/null; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack -q "uplot@$UPLOT_VERSION" >/dev/null && tar xzf "uplot-$UPLOT_VERSION.tgz")
+  mkdir -p web/vendor/uplot
+  cp "$tmp/package/dist/uPlot.esm.js" "$tmp/package/dist/uPlot.min.css" "$tmp/package/LICENSE" web/vendor/uplot/
+  rm -rf "$tmp"
+fi
 echo "setup: ok"

@@ -21,7 +21,7 @@ from signaling.audit_trail import note
 from signaling.password_checks import PasswordChecks
 
 StaffRole = str  # one of ROLES
-ROLES = ("clerk", "reviewer", "qa", "admin")
+ROLES = ("clerk", "reviewer", "qa", "admin", "supervisor")  # supervisor: 0009_ops
 MIN_PASSWORD = 10
 _USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
 a = records.accounts

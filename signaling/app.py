@@ -19,10 +19,12 @@ from core.records import make_engine
 from core.replies import http_error
 from core.settings import ROOT, Settings
 from signaling import (
+    admin_api,
     auth,
     cases_api,
     certificates_api,
     figures,
+    guide_page,
     kiosk_certificates,
     policy,
     qa_api,
@@ -30,10 +32,14 @@ from signaling import (
     qa_export,
     qa_flags_api,
     qa_holds,
+    reports,
     reviewer_api,
+    satisfaction,
     scans_api,
     sessions,
+    supervisor,
     verify_page,
+    watch_api,
 )
 from signaling.appkeys import CASES, CLOCK, ENGINE, REDIS, SETTINGS
 from signaling.catalogue import Catalogue
@@ -45,7 +51,7 @@ from signaling.ws import ws_handler
 
 log = logging.getLogger("signaling.app")
 WEB_ROOT = ROOT / "web"
-PAGES = ("terminal", "clerk", "reviewer", "qa")
+PAGES = ("terminal", "clerk", "reviewer", "qa", "supervisor", "admin")
 
 # Nothing is loaded from outside the server; pages connect only to the service itself and
 # to its media workers (MEDIA_PUBLIC_URL, MEDIA_ORIGINS).
@@ -211,4 +217,10 @@ def create_app(settings: Settings, clock: Clock = wall,
     for qa in (qa_api, qa_flags_api, qa_evaluations, qa_holds, qa_export):
         qa.setup_routes(app)
     kiosk_certificates.setup_routes(app)
+    supervisor.setup_routes(app)  # after the resources: its loop needs the node
+    satisfaction.setup_routes(app)
+    admin_api.setup_routes(app)
+    reports.setup_routes(app)
+    guide_page.setup_routes(app)
+    watch_api.setup_routes(app)
     return app

@@ -39,7 +39,7 @@ COOKIE = "vw_session"
 DEVICE_COOKIE = "vw_device"
 DEVICE_PATH = "/api/terminal"
 DEVICE_MAX_AGE = 5 * 365 * 86400
-SessionRole = Literal["clerk", "reviewer", "qa", "admin", "terminal"]
+SessionRole = Literal["clerk", "reviewer", "qa", "admin", "terminal", "supervisor"]
 # Verifying against a dummy hash keeps the reply time the same for unknown usernames.
 _DUMMY_HASH = hash_password(secrets.token_hex(8))
 PASSWORDS = web.AppKey("passwords", PasswordChecks)

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from core.clock import Clock
 from core.messages import CallAssigned, CallEnded, CallInvite, MediaJoin, OfferClosed
+from core.ops_figures import VisitEvent, VisitKind
 from core.settings import Settings
 from core.states import CallState, ClerkStatus, OfferEnd
 from signaling.auth import Session
@@ -21,6 +22,7 @@ from signaling.placement import CallPlacement, CallRole, CallStart
 from signaling.positions import Positions
 from signaling.queue_records import AcceptResult, CallRecord, OfferRecord, Ticket
 from signaling.queue_store import QueueStore
+from signaling.visit_log import note_visit
 
 log = logging.getLogger("signaling.calls")
 
@@ -71,6 +73,9 @@ class Calls:
         log.info("offer accepted", extra={"offer": offer_id, "call": call.call_id,
                                           "clerk": session.who, "ticket": ticket.ticket_id})
         self.positions.forget(ticket.terminal_id)
+        await note_visit(self.store.r, VisitEvent(
+            VisitKind.ANSWERED, now, ticket.ticket_id, ticket.item_code, ticket.terminal_id,
+            ticket.village, session.who, call.call_id, wait_s=now - ticket.enqueued_at))
         media = await self.placement.start_call(CallStart(
             call_id=call.call_id, ticket_id=ticket.ticket_id, item_code=ticket.item_code,
             terminal_id=ticket.terminal_id, terminal_name=ticket.terminal_name,
@@ -100,6 +105,9 @@ class Calls:
         if not await self.store.end_call(call, now, now + self.settings.wrapup_s, reason):
             return
         log.info("call ended", extra={"call": call_id, "why": reason})
+        await note_visit(self.store.r, VisitEvent(
+            VisitKind.ENDED, now, call.ticket_id, call.item_code, call.terminal_id,
+            clerk=call.clerk, call_id=call_id, handle_s=now - call.started_at))
         await self.placement.stop_call(call_id, reason)
         ended = CallEnded(call_id=call_id, reason=reason)
         await self.delivery.to_terminal(call.terminal_id, ended)

@@ -25,7 +25,7 @@ class Catalogue:
                 department=r["department"],
                 materials=[ItemMaterial.model_validate(m) for m in r["materials"]],
                 clerk_regions=list(r["clerk_regions"]), workflow=dict(r["workflow"]),
-                time_limit_days=r["time_limit_days"],
+                time_limit_days=r["time_limit_days"], guide=dict(r["guide"] or {}),
             )
             for r in rows
         }

@@ -18,7 +18,8 @@ from signaling.auth import SessionRole, current_session
 
 Everyone = Literal["public"]  # no session needed
 PUBLIC: Everyone = "public"
-ANY: frozenset[SessionRole] = frozenset({"terminal", "clerk", "reviewer", "qa", "admin"})
+ANY: frozenset[SessionRole] = frozenset({"terminal", "clerk", "reviewer", "qa", "admin",
+                                         "supervisor"})
 STAFF: frozenset[SessionRole] = frozenset({"clerk", "reviewer", "qa", "admin"})
 Allowed = frozenset[SessionRole] | Everyone
 
@@ -95,6 +96,37 @@ ROUTES: dict[tuple[str, str], Allowed] = {
     ("GET", "/api/qa/holds"): QA,
     ("POST", "/api/qa/holds/{hold_id}/release"): _roles("admin"),
     ("POST", "/api/qa/exports"): QA,  # QA only for 投诉处理 (checked in the handler)
+    # running the service (issue 18): the supervisor's live view
+    ("GET", "/supervisor/"): PUBLIC,
+    ("GET", "/ws/supervisor"): _roles("admin", "supervisor"),
+    # 好差评 at the kiosk; 回访 tasks
+    ("GET", "/api/terminal/rating"): _roles("terminal"),
+    ("POST", "/api/terminal/rating"): _roles("terminal"),
+    ("GET", "/api/followups"): _roles("supervisor", "qa", "admin"),
+    ("POST", "/api/followups/{followup_id}/close"): _roles("supervisor", "qa", "admin"),
+    # administration: accounts, terminals, catalogue, holidays (signaling/admin_api.py)
+    ("GET", "/admin/"): PUBLIC,
+    ("GET", "/api/admin/accounts"): _roles("admin"),
+    ("POST", "/api/admin/accounts"): _roles("admin"),
+    ("POST", "/api/admin/accounts/{username}"): _roles("admin"),
+    ("GET", "/api/admin/terminals"): _roles("admin"),
+    ("POST", "/api/admin/terminals"): _roles("admin"),
+    ("POST", "/api/admin/terminals/{terminal_id}"): _roles("admin"),
+    ("GET", "/api/admin/items"): _roles("admin"),
+    ("POST", "/api/admin/items/{code}"): _roles("admin"),
+    ("GET", "/api/admin/calendar"): _roles("admin"),
+    ("POST", "/api/admin/calendar"): _roles("admin"),
+    ("POST", "/api/admin/calendar/{day}/delete"): _roles("admin"),
+    # reports: the page's table, CSV and XLSX
+    ("GET", "/api/reports"): _roles("admin", "supervisor"),
+    ("GET", "/api/reports.csv"): _roles("admin", "supervisor"),
+    ("GET", "/api/reports.xlsx"): _roles("admin", "supervisor"),
+    ("GET", "/api/clerk/today"): _roles("clerk"),  # the console's own figures
+    # 办事指南: open to anyone (the applicant's phone), and its QR code for the kiosk
+    ("GET", "/guide/{code}"): PUBLIC,
+    ("GET", "/api/guide/{code}/qr.svg"): PUBLIC,
+    # 监看: a live call watched receive-only (signaling/watch_api.py)
+    ("POST", "/api/supervisor/calls/{call_id}/watch"): _roles("admin", "supervisor"),
 }
 
 # WebSocket message type → the roles that may send it (others get `forbidden_type`).

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, String, and_, func, literal, null, or_, select
+from sqlalchemy import ColumnElement, String, and_, case, func, literal, null, or_, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
@@ -20,6 +20,8 @@ from sqlalchemy.sql import Select
 from approval.tables import cases
 from core import records
 from core.media_tables import media_calls
+from core.ops_figures import RATING_WORDS
+from core.ops_tables import ratings
 from core.pii import PiiKeys
 from core.qa_flags import OPEN_STATES
 from core.qa_tables import qa_flags
@@ -57,9 +59,11 @@ def id_number_matches(value: str, pii: PiiKeys) -> ColumnElement[bool]:
 
 
 def satisfaction_column() -> ColumnElement[Any]:
-    """The applicant's rating of the visit. Ratings are being added by the operations
-    work; until they exist there is no column, and the filter finds nothing."""
-    return null().cast(String)
+    """The applicant's rating of the visit (好差评, `ratings`, one per call), in words."""
+    r = ratings.c
+    words = case(*((r.rating == k.value, w) for k, w in RATING_WORDS.items()), else_=null())
+    return select(words.cast(String)).where(r.call_id == media_calls.c.call_id) \
+        .scalar_subquery()
 
 
 def _latest_case() -> Any:

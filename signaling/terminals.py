@@ -11,6 +11,7 @@ import logging
 from core import keys
 from core.clock import Clock
 from core.messages import Hello, LeftQueue, OfferClosed
+from core.ops_figures import VisitEvent, VisitKind
 from core.settings import Settings
 from core.states import LeaveReason, OfferEnd, TicketState
 from signaling.auth import Session
@@ -23,6 +24,7 @@ from signaling.offers import Offers, new_id
 from signaling.positions import Positions, shown
 from signaling.queue_records import Ticket
 from signaling.queue_store import QueueStore
+from signaling.visit_log import note_visit
 
 log = logging.getLogger("signaling.terminals")
 
@@ -121,6 +123,8 @@ class Terminals:
         log.info("joined queue", extra={"ticket": ticket.ticket_id, "terminal": session.who,
                                         "item": item_code, "priority": priority})
         self.positions.watch(session.who, ticket, conn_id)
+        await note_visit(self.store.r, VisitEvent(VisitKind.JOINED, now, ticket.ticket_id,
+                                                  item_code, session.who, session.village))
         await self.offers.for_ticket(ticket)
         await self.offers.announce_queue_change(item_code)
 
@@ -141,6 +145,10 @@ class Terminals:
         if offer_id is None:
             return False
         log.info("left queue", extra={"ticket": ticket.ticket_id, "reason": reason.value})
+        now = self.clock()
+        await note_visit(self.store.r, VisitEvent(
+            VisitKind(reason.value), now, ticket.ticket_id, ticket.item_code,
+            ticket.terminal_id, ticket.village, wait_s=now - ticket.enqueued_at))
         self.positions.forget(ticket.terminal_id)
         if offer_id:
             offer = await self.store.offer(offer_id)

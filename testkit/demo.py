@@ -67,6 +67,7 @@ DEMO_ACCOUNTS = [
                 review_groups=("district-disabled-federation",)),
     DemoAccount("qa1", "质检员 赵磊", "qa", "420115"),
     DemoAccount("admin", "系统管理员", "admin", "420115"),
+    DemoAccount("duty1", "值班长 孙敏", "supervisor", "420115"),
 ]
 
 DEMO_TERMINALS = [

@@ -31,7 +31,14 @@ from testkit.demo import DEMO_TERMINALS
 from testkit.district import MEDIA_PORTS, District
 from testkit.localstack import direct
 from testkit.udp_delay import UdpDelayRelay
-from tests.e2e.pages import clerk_ready, frames_advance, kiosk_join, wait_offer, wait_until
+from tests.e2e.pages import (
+    clerk_ready,
+    frames_advance,
+    kiosk_join,
+    rate_visit,
+    wait_offer,
+    wait_until,
+)
 from tests.e2e.stack import TERMINAL_TOKEN, chromium_args, make_y4m
 
 VILLAGE_ADDRESS, DISTRICT_VILLAGE_SIDE = "192.0.2.2", "192.0.2.1"
@@ -450,6 +457,7 @@ def case_poor_link(run: Run) -> None:
         clerk.wait_for_selector("#wrapup:not([hidden])", timeout=20000)
         clerk.click("#wrapup-done")
         kiosk.wait_for_selector("#screen-ended:not([hidden])", timeout=20000)
+        rate_visit(kiosk)
         kiosk.click("#ended-home")
         relay.set_delay(0.2, 0.0)
         kiosk_join(kiosk)

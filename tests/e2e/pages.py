@@ -99,3 +99,9 @@ def clerk_ready(clerk: Page) -> None:
 
 def wait_offer(clerk: Page, timeout_s: float = 15.0) -> None:
     clerk.wait_for_selector("#offer:not([hidden])", timeout=timeout_s * 1000)
+
+
+def rate_visit(kiosk: Page, rating: str = "very_satisfied") -> None:
+    """After a call the kiosk asks 「您对这次办事满意吗？」: one tap, and the dialog goes."""
+    kiosk.click(f"#rating .face[data-rating={rating}]", timeout=15000)
+    kiosk.wait_for_selector("#rating", state="detached", timeout=10000)

@@ -33,6 +33,7 @@ from tests.e2e.pages import (
     kiosk_join,
     open_clerk,
     open_kiosk,
+    rate_visit,
     wait_offer,
     wait_until,
 )
@@ -230,7 +231,9 @@ class Scenario:
         r["recording_files"] = sorted(p.name for p in folder.glob("*.mp4"))
         self.step("hangup")
 
-        # 8. Back to the start by itself after inactivity; errors in plain words.
+        # 8. The applicant rates the visit (好差评, after every call), then goes home; back to
+        # the start by itself after inactivity; errors in plain words.
+        rate_visit(kiosk)
         kiosk.click("#home")
         kiosk.click("#categories .tile >> nth=0")
         kiosk.click("#results .tile >> nth=0")

@@ -20,10 +20,13 @@ LOGINS = {
     "reviewer": ("/api/login", {"username": "reviewer_town", "password": DEMO_PASSWORD}),
     "qa": ("/api/login", {"username": "qa1", "password": DEMO_PASSWORD}),
     "admin": ("/api/login", {"username": "admin", "password": DEMO_PASSWORD}),
+    "supervisor": ("/api/login", {"username": "duty1", "password": DEMO_PASSWORD}),
 }
 SAMPLE = {"{case_no}": "20260101-ABCDEF01", "{certificate}": "E20260101ABCDEF0123",
           "{code}": "YL-CB", "{scan_id}": "nosuchscan", "{filename}": "common/api.js",
-          "{call_id}": "nosuchcall", "{access_id}": "1", "{flag_id}": "1", "{hold_id}": "1"}
+          "{call_id}": "nosuchcall", "{access_id}": "1", "{flag_id}": "1", "{hold_id}": "1",
+          "{followup_id}": "1", "{username}": "nosuchuser", "{terminal_id}": "nosuchterminal",
+          "{day}": "2026-10-01"}
 
 
 @pytest.fixture

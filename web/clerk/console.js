@@ -28,6 +28,11 @@ function render() {
   $("logout").hidden = !state.me;
   $("status").textContent = !c ? "" : c.status === "ready" ? "就绪" : `未就绪${c.reason ? `（${c.reason}）` : ""}`;
   $("status").className = `badge ${c?.status === "ready" ? "ready" : ""}`;
+  // Each button says what it will do: 就绪 while paused, 暂停 (with its reason) while ready.
+  const ready = c?.status === "ready";
+  $("ready").hidden = ready;
+  $("not-ready").hidden = !ready;
+  $("reason").hidden = !ready;
   $("idle").hidden = !state.me || s !== "idle";
   $("idle-title").textContent = c?.status === "ready" ? "等待来电" : "暂停接听中";
   $("idle-text").textContent = c?.status === "ready" ? "有申请人时这里会提示。" : "点“就绪”开始接听。";
@@ -47,6 +52,7 @@ function offer(msg) {
   $("offer-waited").textContent = String(msg.waited_s);
   $("offer-priority").hidden = !msg.priority;
   $("accept").disabled = false;
+  countdown();  // the number is drawn with the offer, not a tick later
   render();
 }
 
@@ -281,6 +287,7 @@ function clerkState(msg) {
 }
 
 function onMessage(msg) {
+  document.dispatchEvent(new CustomEvent("signal:message", { detail: msg }));  // watching.js
   switch (msg.type) {
     case "hello": $("who").textContent = msg.display_name; break;
     case "clerk_state": clerkState(msg); break;
