@@ -2,21 +2,20 @@
 rate, average handle and wait, satisfaction — as JSON for the admin page, CSV and XLSX.
 
 The figures are `core.ops_figures.report_rows` (pure) over the period's visit events,
-cases and ratings. XLSX is written here as a minimal SpreadsheetML package (one sheet,
-inline strings): openpyxl is not in the project's environment.
+cases and ratings. XLSX by openpyxl (write-only mode, in a thread).
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
-import zipfile
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
-from xml.sax.saxutils import escape
 
 from aiohttp import web
+from openpyxl import Workbook
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -100,59 +99,15 @@ def to_csv(rows: list[list[Any]]) -> bytes:
     return ("\ufeff" + out.getvalue()).encode()  # the BOM: Excel opens UTF-8 CSV rightly
 
 
-def _cell(ref: str, value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return f'<c r="{ref}"><v>{value}</v></c>'
-    return f'<c r="{ref}" t="inlineStr"><is><t>{escape(str(value))}</t></is></c>'
-
-
-def _col(i: int) -> str:
-    name = ""
-    i += 1
-    while i:
-        i, rem = divmod(i - 1, 26)
-        name = chr(65 + rem) + name
-    return name
-
-
 def to_xlsx(rows: list[list[Any]], title: str) -> bytes:
-    """A one-sheet workbook (Office Open XML) with inline strings."""
-    lines = []
-    for n, values in enumerate([COLUMNS, *rows], start=1):
-        cells = "".join(_cell(f"{_col(i)}{n}", v) for i, v in enumerate(values))
-        lines.append(f'<row r="{n}">{cells}</row>')
-    sheet = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-             '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-             f'<sheetData>{"".join(lines)}</sheetData></worksheet>')
-    ns = "http://schemas.openxmlformats.org"
-    parts = {
-        "[Content_Types].xml":
-            '<?xml version="1.0" encoding="UTF-8"?>'
-            f'<Types xmlns="{ns}/package/2006/content-types">'
-            '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
-            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
-            '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.'
-            'openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
-            '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.'
-            'openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>',
-        "_rels/.rels":
-            f'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{ns}/package/2006/'
-            f'relationships"><Relationship Id="rId1" Type="{ns}/officeDocument/2006/'
-            'relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>',
-        "xl/workbook.xml":
-            f'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{ns}/spreadsheetml/2006/'
-            f'main" xmlns:r="{ns}/officeDocument/2006/relationships"><sheets>'
-            f'<sheet name="{escape(title[:31])}" sheetId="1" r:id="rId1"/></sheets></workbook>',
-        "xl/_rels/workbook.xml.rels":
-            f'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{ns}/package/2006/'
-            f'relationships"><Relationship Id="rId1" Type="{ns}/officeDocument/2006/'
-            'relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>',
-        "xl/worksheets/sheet1.xml": sheet,
-    }
+    """One sheet: the header row, then a row per group (numbers stay numbers)."""
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(title=title[:31] or "report")
+    sheet.append(COLUMNS)
+    for row in rows:
+        sheet.append(row)
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, content in parts.items():
-            z.writestr(name, content)
+    book.save(out)
     return out.getvalue()
 
 
@@ -184,7 +139,8 @@ async def report_csv(request: web.Request) -> web.Response:
 
 async def report_xlsx(request: web.Request) -> web.Response:
     _, rows, name = await _report(request)
-    return web.Response(body=to_xlsx(rows, name), headers={
+    body = await asyncio.to_thread(to_xlsx, rows, name)
+    return web.Response(body=body, headers={
         "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "Content-Disposition": f'attachment; filename="report-{name}.xlsx"'})
 
