@@ -295,6 +295,9 @@ class Scenario:
         page.wait_for_selector("#screen-start:not([hidden]) .tile", timeout=15000)
         page.reload()  # the device cookie alone brings it back
         page.wait_for_selector("#screen-start:not([hidden]) .tile", timeout=15000)
+        # The place's name comes with the socket's hello, a moment after the tiles.
+        with contextlib.suppress(AssertionError):
+            wait_until("the place's name", lambda: page.inner_text("#place") != "便民服务点")
         self.result["enrolled_place"] = page.inner_text("#place")
         self.result["enrolled_url"] = page.url
         self.shot(page, "kiosk-enrolled")
