@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -9,8 +10,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
+from core.jointoken import JoinClaims, mint
 from core.qa_tables import call_events
 from core.records import audit_log, make_engine
+from media.app import HUB
 from signaling.app import create_app
 from tests.media.conftest import Worker
 from tests.media.peers import BLUE, GREEN, RED, Line, ToneTrack, colour_track, join, until
@@ -112,3 +115,12 @@ async def test_only_admins_and_supervisors_watch_and_only_live_calls(
         for peer in (term, clerk):
             await peer.close()
         await sup.close()
+
+
+async def test_a_watcher_never_starts_a_call_on_a_worker(worker: Worker) -> None:
+    now = time.time()
+    token = mint(worker.settings.join_token_secret,
+                 JoinClaims("call-nobody", "watch-duty1", "watcher", now + 60, issued_at=now))
+    with pytest.raises(RuntimeError, match="call_not_live"):
+        await join(worker.url, "call-nobody", token, watcher_lines())
+    assert "call-nobody" not in worker.server.app[HUB].calls
