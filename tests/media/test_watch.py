@@ -124,3 +124,26 @@ async def test_a_watcher_never_starts_a_call_on_a_worker(worker: Worker) -> None
     with pytest.raises(RuntimeError, match="call_not_live"):
         await join(worker.url, "call-nobody", token, watcher_lines())
     assert "call-nobody" not in worker.server.app[HUB].calls
+
+
+async def test_a_watcher_whose_connection_is_lost_is_no_longer_shown(
+    worker: Worker, signaling: TestServer
+) -> None:
+    term, clerk, call_t, call_c = await _call(signaling)
+    terminal, clerk_media = await _join_media(call_t, call_c)
+    call_id = call_c["call_id"]
+    sup = await login(signaling, "admin")
+    try:
+        media = (await (await sup.post(WATCH.format(call_id))).json())["media"]
+        watcher = await join(media["worker_url"], call_id, media["token"], watcher_lines())
+        await until(lambda: near(watcher.received[0].mean_colour(), RED), what="face")
+        await clerk.recv("call_watching", timeout=10, watchers=["系统管理员"])
+        await watcher.close()  # no hang-up: the page was closed
+        await clerk.recv("call_watching", timeout=40, watchers=[])
+        assert await clerk.quiet("call_ended", 2.5) == []
+    finally:
+        await terminal.close()
+        await clerk_media.close()
+        for peer in (term, clerk):
+            await peer.close()
+        await sup.close()
