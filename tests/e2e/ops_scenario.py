@@ -2,7 +2,8 @@
 
 `python -m tests.e2e.ops_scenario --out DIR` brings the stack up in the private network
 namespace and drives Debian's Chromium: the supervisor page stays open (never reloaded)
-while a kiosk joins the queue and a clerk goes ready and takes the call; after the call
+while a kiosk joins the queue and a clerk goes ready and takes the call, which the
+supervisor watches (监看) while the clerk sees it; after the call
 the kiosk asks for a rating, and a 不满意 becomes a follow-up task on the board; an admin
 creates a clerk who logs in and takes a call, and enrols a terminal with a code that then
 reaches the queue. Writes DIR/result.json (and DIR/screens).
@@ -22,7 +23,15 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.e2e.pages import Watch, clerk_ready, kiosk_join, open_clerk, open_kiosk, wait_until
+from tests.e2e.pages import (
+    Watch,
+    clerk_ready,
+    frames_advance,
+    kiosk_join,
+    open_clerk,
+    open_kiosk,
+    wait_until,
+)
 from tests.e2e.stack import (
     CHROMIUM,
     Stack,
@@ -90,6 +99,7 @@ def supervise(stack: Stack, browser: Browser, watch: Watch, shots: Path, y4m: Pa
     result["calls_row"] = board.inner_text("#calls tbody")
     result["clerk_row_in_call"] = clerk_row(board, "clerk1")
     board.screenshot(path=str(shots / "supervisor-call.png"))
+    watch_call(board, clerk, shots, result)
     clerk.click("#hangup")
     clerk.wait_for_selector("#wrapup:not([hidden])", timeout=15000)
     wait_until("today's answered", lambda: board.inner_text("#t-answered") not in ("–", "0"),
@@ -114,6 +124,20 @@ def supervise(stack: Stack, browser: Browser, watch: Watch, shots: Path, y4m: Pa
     result["kiosk"] = kiosk
     result["board"] = board
     result["clerk"] = clerk
+
+
+def watch_call(board: Page, clerk: Page, shots: Path, result: dict[str, Any]) -> None:
+    """监看: the supervisor watches the call receive-only; the clerk sees who, until it ends."""
+    board.click("#calls button.watch")
+    result["watch_face_frames"] = frames_advance(board, "watch:terminal.face", 10, 20)
+    result["watch_clerk_frames"] = frames_advance(board, "watch:clerk.camera", 10, 20)
+    clerk.wait_for_selector("#watching:not([hidden])", timeout=10000)
+    result["watching_notice"] = clerk.inner_text("#watching")
+    board.screenshot(path=str(shots / "supervisor-watch.png"))
+    clerk.screenshot(path=str(shots / "clerk-watched.png"))
+    board.click("#watch-stop")
+    clerk.wait_for_selector("#watching", state="hidden", timeout=10000)
+    result["call_goes_on_after_watch"] = frames_advance(clerk, "face", 10, 20) >= 10
 
 
 def administer(stack: Stack, browser: Browser, watch: Watch, shots: Path,

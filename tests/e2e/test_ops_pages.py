@@ -81,3 +81,9 @@ def test_the_console_buttons_say_what_they_do_and_show_todays_figures(
 def test_nothing_is_loaded_from_outside_and_no_page_error(ops_visit: dict[str, Any]) -> None:
     assert ops_visit["outside_requests"] == []
     assert ops_visit["page_errors"] == []
+
+
+def test_a_supervisor_watches_a_call_and_the_clerk_sees_it(ops_visit: dict[str, Any]) -> None:
+    assert ops_visit["watch_face_frames"] >= 10 and ops_visit["watch_clerk_frames"] >= 10
+    assert ops_visit["watching_notice"] == "有人监看：值班长 孙敏"
+    assert ops_visit["call_goes_on_after_watch"]  # the watcher leaving did not end the call

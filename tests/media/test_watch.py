@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -9,8 +10,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
+from core.jointoken import JoinClaims, mint
 from core.qa_tables import call_events
 from core.records import audit_log, make_engine
+from media.app import HUB
 from signaling.app import create_app
 from tests.media.conftest import Worker
 from tests.media.peers import BLUE, GREEN, RED, Line, ToneTrack, colour_track, join, until
@@ -109,6 +112,38 @@ async def test_only_admins_and_supervisors_watch_and_only_live_calls(
         assert resp.status == 410, await resp.text()
         assert (await resp.json())["error"]["code"] == "call_ended"
     finally:
+        for peer in (term, clerk):
+            await peer.close()
+        await sup.close()
+
+
+async def test_a_watcher_never_starts_a_call_on_a_worker(worker: Worker) -> None:
+    now = time.time()
+    token = mint(worker.settings.join_token_secret,
+                 JoinClaims("call-nobody", "watch-duty1", "watcher", now + 60, issued_at=now))
+    with pytest.raises(RuntimeError, match="call_not_live"):
+        await join(worker.url, "call-nobody", token, watcher_lines())
+    assert "call-nobody" not in worker.server.app[HUB].calls
+
+
+async def test_a_watcher_whose_connection_is_lost_is_no_longer_shown(
+    worker: Worker, signaling: TestServer
+) -> None:
+    term, clerk, call_t, call_c = await _call(signaling)
+    terminal, clerk_media = await _join_media(call_t, call_c)
+    call_id = call_c["call_id"]
+    sup = await login(signaling, "admin")
+    try:
+        media = (await (await sup.post(WATCH.format(call_id))).json())["media"]
+        watcher = await join(media["worker_url"], call_id, media["token"], watcher_lines())
+        await until(lambda: near(watcher.received[0].mean_colour(), RED), what="face")
+        await clerk.recv("call_watching", timeout=10, watchers=["系统管理员"])
+        await watcher.close()  # no hang-up: the page was closed
+        await clerk.recv("call_watching", timeout=40, watchers=[])
+        assert await clerk.quiet("call_ended", 2.5) == []
+    finally:
+        await terminal.close()
+        await clerk_media.close()
         for peer in (term, clerk):
             await peer.close()
         await sup.close()
