@@ -38,6 +38,7 @@ from media.call import Call
 from media.capture import pick_sharpest
 from media.composite import Watermark
 from media.ice import rtc_configuration
+from media.identity import IdentityChecks
 from media.recording import ClosedSegment, Recorder
 from media.recording_resume import resume
 from media.recording_seal import seal_recording
@@ -86,6 +87,7 @@ class Hub:
         self.actions: dict[str, Action] = {}  # by name; features register theirs
         self._notes: set[asyncio.Task[None]] = set()
         self._captures: dict[str, int] = {}  # scans taken per call (bounded)
+        IdentityChecks(self).install()
 
     async def act(self, call_id: str, action: str, body: dict[str, Any],
                   actor: str) -> dict[str, Any]:
