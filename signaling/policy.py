@@ -95,6 +95,13 @@ ROUTES: dict[tuple[str, str], Allowed] = {
     ("GET", "/api/qa/holds"): QA,
     ("POST", "/api/qa/holds/{hold_id}/release"): _roles("admin"),
     ("POST", "/api/qa/exports"): QA,  # QA only for 投诉处理 (checked in the handler)
+    # identity check in the call (signaling/identity_api.py; objects checked there)
+    ("POST", "/api/calls/{call_id}/identity"): _roles("clerk"),
+    ("GET", "/api/calls/{call_id}/identity"): _roles("clerk"),
+    ("GET", "/api/identity/reasons"): _roles("clerk"),
+    ("GET", "/api/identity/{verification_id}"): STAFF,
+    ("GET", "/api/identity/{verification_id}/evidence/{index}"): STAFF,
+    ("POST", "/api/identity/{verification_id}/override"): _roles("clerk"),
 }
 
 # WebSocket message type → the roles that may send it (others get `forbidden_type`).
