@@ -253,7 +253,7 @@ class IdentityChecks:
                 image = await asyncio.to_thread(_rgb, frames[-1])
                 sample = await self._job(card_sample, image, today, config)
                 if sample.guidance != CardGuidance.NO_CARD and steady_at is None:
-                    steady_at = time.monotonic()
+                    steady_at = now  # this sample saw the card: taken counts from here
                 if sample.guidance == CardGuidance.TAKEN and sample.portrait is not None:
                     attempt.timings["card_taken_s"] = round(
                         time.monotonic() - (steady_at or now), 3)
