@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import os
 import statistics
@@ -48,6 +49,7 @@ from testkit.localstack import free_port, private_servers, wait_http  # noqa: E4
 
 FACES = ROOT.parent / "shared" / "testdata" / "faces"
 CHECK_TIMEOUT_S = 60.0
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=20)
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -69,8 +71,8 @@ def _cpu(proc: psutil.Process) -> float:
 
 
 async def _one_check(url: str, redis: aioredis.Redis, engine: Any, heads: dict[str, Any],
-                     n: int) -> dict[str, Any]:
-    from tests.media.identity_peers import Face, Notices, ScriptedTrack, card_frame
+                     face: Any, card: Any, n: int) -> dict[str, Any]:
+    from tests.media.identity_peers import Notices, ScriptedTrack
     from tests.media.peers import (
         ToneTrack,
         clerk_lines,
@@ -81,9 +83,8 @@ async def _one_check(url: str, redis: aioredis.Redis, engine: Any, heads: dict[s
     )
 
     call_id = f"bench-identity-{n}-{int(time.time())}"
-    face = Face.of(heads["obama.jpg"])
     face_track = ScriptedTrack(face.neutral)
-    document = ScriptedTrack([card_frame(heads["obama2.jpg"], seed=n)], fps=10)
+    document = ScriptedTrack([card], fps=10)
 
     def token(pid: str, role: Any) -> str:
         return mint(SECRET, JoinClaims(call_id, pid, role, time.time() + 600,
@@ -96,7 +97,7 @@ async def _one_check(url: str, redis: aioredis.Redis, engine: Any, heads: dict[s
     try:
         await asyncio.sleep(2.0)  # the call settles (key frames, bitrate)
         async with Notices(redis, follow=(face_track, face)) as notices:
-            async with aiohttp.ClientSession() as http, http.post(
+            async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http, http.post(
                 f"{url}/calls/{call_id}/actions/identity.start",
                 json={"actor": "clerk-bench"},
                 headers={"Authorization": "Bearer " + token("signaling", "control")},
@@ -120,7 +121,7 @@ async def _one_check(url: str, redis: aioredis.Redis, engine: Any, heads: dict[s
     finally:
         await terminal.close()
         await clerk.close()
-        async with aiohttp.ClientSession() as http, http.post(
+        async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http, http.post(
             f"{url}/calls/{call_id}/stop",
             headers={"Authorization": "Bearer " + token("signaling", "control")}) as resp:
             await resp.read()
@@ -149,7 +150,12 @@ async def _measure(url: str, redis_url: str, db_url: str, worker: psutil.Process
 
     await asyncio.to_thread(wait_http, f"{url}/healthz", 60)
     await asyncio.sleep(3.0)  # the pool warms before the worker registers
+    from tests.media.identity_peers import Face, card_frame
+
     heads = {n: load_head(FACES / n) for n in ("obama.jpg", "obama2.jpg")}
+    # Rendered before any call: drawing the head turns takes seconds of this process's loop.
+    face = Face.of(heads["obama.jpg"])
+    card_image = card_frame(heads["obama2.jpg"])
     baseline = await _other_calls_alone(url, clips, 15.0)
     print(json.dumps({"baseline": baseline}), flush=True)
     window = runs * 22.0 + 10.0
@@ -166,8 +172,9 @@ async def _measure(url: str, redis_url: str, db_url: str, worker: psutil.Process
     try:
         for n in range(runs):
             try:
-                checks.append(await _one_check(url, redis, engine, heads, n))
-            except (AssertionError, RuntimeError, aiohttp.ClientError) as exc:
+                checks.append(await asyncio.wait_for(
+                    _one_check(url, redis, engine, heads, face, card_image, n), CHECK_TIMEOUT_S + 40))
+            except (AssertionError, RuntimeError, aiohttp.ClientError, TimeoutError) as exc:
                 checks.append({"verdict": None, "state": "no_result", "error": str(exc)[:300],
                                "card_taken_s": None, "verdict_after_challenge_s": None,
                                "total_s": None})
@@ -209,6 +216,7 @@ async def _measure(url: str, redis_url: str, db_url: str, worker: psutil.Process
 
 
 def main() -> None:
+    faulthandler.dump_traceback_later(600, repeat=True)  # a stuck run says where
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()

@@ -87,7 +87,8 @@ class Hub:
         self.actions: dict[str, Action] = {}  # by name; features register theirs
         self._notes: set[asyncio.Task[None]] = set()
         self._captures: dict[str, int] = {}  # scans taken per call (bounded)
-        IdentityChecks(self).install()
+        self.identity = IdentityChecks(self)
+        self.identity.install()
 
     async def act(self, call_id: str, action: str, body: dict[str, Any],
                   actor: str) -> dict[str, Any]:
@@ -161,6 +162,7 @@ class Hub:
                     await self._set_call(call_id,
                                          recording_started_at=_utc(call.recorder.started_at))
             self.calls[call_id] = call
+            self.identity.adopted(call)
             await registry.adopt_call(self.redis, self.settings.media_id, call_id)
             return call
 
@@ -330,6 +332,7 @@ class Hub:
         await self.sweep_once(self.clock())
 
     async def close(self) -> None:
+        await self.identity.close()  # before the calls end, so the checks say why they stop
         for call_id in list(self.calls):
             try:
                 await self.end(call_id, "worker_stopped", notify=True)

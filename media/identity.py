@@ -61,6 +61,7 @@ DONE_TEXT = "核验完成"
 REASON_NO_CARD = "没有找到身份证，请把有照片的一面放平在下面的摄像头下再试一次"
 REASON_NO_FACE_FRAMES = "没有收到面部摄像头的画面"
 REASON_STOPPED = "通话已结束，核验中止"
+REASON_WORKER_LOST = "媒体服务中断，核验中止，请重新核验"
 VERDICTS = {"pass": IdentityVerdict.PASS, "review": IdentityVerdict.REVIEW,
             "fail": IdentityVerdict.FAIL}
 MOVE_WORDS = {"left": "请慢慢向左转头", "right": "请慢慢向右转头", "nod": "请点点头"}
@@ -125,6 +126,8 @@ class IdentityChecks:
         self.hub = hub
         self.times = times or IdentityTimes()
         self.running: dict[str, asyncio.Task[None]] = {}
+        self._adoptions: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self._rng = random.SystemRandom()
 
     def install(self) -> None:
@@ -169,14 +172,32 @@ class IdentityChecks:
                 identity_checks.c.call_id == call_id))).scalar_one()
         return int(n)
 
-    async def _abort_stale(self, call_id: str) -> None:
+    def adopted(self, call: Call) -> None:
+        """A call now hosted here (first join, or taken over from a dead worker): an attempt
+        its old worker left running ended there; both sides hear it, the retry runs here."""
+        task = asyncio.create_task(self._abort_stale(call.call_id, call))
+        self._adoptions.add(task)
+        task.add_done_callback(self._adoptions.discard)
+
+    async def _abort_stale(self, call_id: str, call: Call | None = None) -> None:
         """An attempt left running by a worker that died: it ended without a verdict."""
-        async with self.hub.engine.begin() as conn:
-            await conn.execute(update(identity_checks).where(
-                identity_checks.c.call_id == call_id,
-                identity_checks.c.state == IdentityState.RUNNING.value,
-            ).values(state=IdentityState.ABORTED.value, reasons=["媒体服务中断，核验中止"],
-                     decided_at=datetime.now(UTC)))
+        c = identity_checks.c
+        try:
+            async with self.hub.engine.begin() as conn:
+                stale = (await conn.execute(update(identity_checks).where(
+                    c.call_id == call_id, c.state == IdentityState.RUNNING.value,
+                ).values(state=IdentityState.ABORTED.value, reasons=[REASON_WORKER_LOST],
+                         decided_at=datetime.now(UTC)).returning(
+                    c.verification_id, c.attempt, c.terminal_id, c.clerk))).all()
+        except Exception:
+            log.exception("closing stale identity checks failed", extra={"call": call_id})
+            return
+        if call is None:
+            return
+        for row in stale:
+            attempt = Attempt(call, row.verification_id, row.attempt, row.terminal_id,
+                              row.clerk, time.monotonic())
+            await self._tell_aborted(attempt, REASON_WORKER_LOST)
 
     def _thresholds(self) -> dict[str, float]:
         fm = self.hub.settings.face_match
@@ -194,7 +215,8 @@ class IdentityChecks:
         except CheckAborted as exc:
             await self._abort(attempt, exc.reason)
         except asyncio.CancelledError:
-            await asyncio.shield(self._abort(attempt, REASON_STOPPED))
+            reason = REASON_WORKER_LOST if self._stopping else REASON_STOPPED
+            await asyncio.shield(self._abort(attempt, reason))
             raise
         except Exception:
             log.exception("identity check failed", extra={"call": attempt.call.call_id})
@@ -230,8 +252,13 @@ class IdentityChecks:
         await self._tell(attempt, msg)
 
     async def _tell(self, attempt: Attempt, msg: BaseModel, roles: Roles = EVERYONE) -> None:
-        people = [(p.participant_id, p.role) for p in attempt.call.participants.values()]
-        await tell(self.hub.redis, people, msg, roles)
+        # The call's people now, and those of the start: a call that ended or a worker that
+        # stops has no participants left, and they must still hear why the check stopped.
+        people = {(p.participant_id, p.role) for p in attempt.call.participants.values()}
+        if attempt.terminal_id:
+            people.add((attempt.terminal_id, "terminal"))
+        people.add((attempt.clerk, "clerk"))
+        await tell(self.hub.redis, sorted(people), msg, roles)
 
     async def _card(self, attempt: Attempt) -> tuple[IdPortrait, dict[str, Any]]:
         deadline = time.monotonic() + self.times.card_s
@@ -406,22 +433,27 @@ class IdentityChecks:
                     state=IdentityState.ABORTED.value, reasons=[reason],
                     evidence=attempt.evidence, timings=attempt.timings,
                     decided_at=datetime.now(UTC)))
-            await self._tell(attempt, IdentityResult(
-                call_id=attempt.call.call_id, verification_id=attempt.verification_id,
-                attempt=attempt.number, attempts_left=MAX_ATTEMPTS - attempt.number,
-                state="aborted", verdict=None, distance=None, thresholds={},
-                reasons=[reason], liveness={}, id_number=None, id_read_reason="",
-                evidence=self._evidence_list(attempt), elapsed_s=attempt.timings["total_s"]),
-                CLERKS)
-            await self._tell(attempt, IdentityDone(
-                call_id=attempt.call.call_id, verification_id=attempt.verification_id,
-                finished=False, message=reason), frozenset({"terminal"}))
+            await self._tell_aborted(attempt, reason)
         except Exception:
             log.exception("recording an aborted check failed",
                           extra={"call": attempt.call.call_id})
 
+    async def _tell_aborted(self, attempt: Attempt, reason: str) -> None:
+        await self._tell(attempt, IdentityResult(
+            call_id=attempt.call.call_id, verification_id=attempt.verification_id,
+            attempt=attempt.number, attempts_left=MAX_ATTEMPTS - attempt.number,
+            state="aborted", verdict=None, distance=None, thresholds={},
+            reasons=[reason], liveness={}, id_number=None, id_read_reason="",
+            evidence=self._evidence_list(attempt),
+            elapsed_s=attempt.timings.get("total_s", 0.0)), CLERKS)
+        await self._tell(attempt, IdentityDone(
+            call_id=attempt.call.call_id, verification_id=attempt.verification_id,
+            finished=False, message=reason), frozenset({"terminal"}))
+
     async def close(self) -> None:
-        tasks = list(self.running.values())
+        """The worker stops: every running check ends, and both sides hear why."""
+        self._stopping = True
+        tasks = list(self.running.values()) + list(self._adoptions)
         for task in tasks:
             task.cancel()
         if tasks:

@@ -154,7 +154,8 @@ class Notices:
                     self.seen.append((target, body, time.monotonic()))
                     self._react(target, body)
         finally:
-            await pubsub.aclose()
+            with contextlib.suppress(TimeoutError):  # never hang the test on a closing client
+                await asyncio.wait_for(pubsub.aclose(), 5)
 
     def _react(self, target: str, body: dict[str, Any]) -> None:
         if self.follow is None or not target.startswith("terminal:"):
