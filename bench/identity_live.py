@@ -172,8 +172,8 @@ async def _measure(url: str, redis_url: str, db_url: str, worker: psutil.Process
     try:
         for n in range(runs):
             try:
-                checks.append(await asyncio.wait_for(
-                    _one_check(url, redis, engine, heads, face, card_image, n), CHECK_TIMEOUT_S + 40))
+                checks.append(await asyncio.wait_for(_one_check(
+                    url, redis, engine, heads, face, card_image, n), CHECK_TIMEOUT_S + 40))
             except (AssertionError, RuntimeError, aiohttp.ClientError, TimeoutError) as exc:
                 checks.append({"verdict": None, "state": "no_result", "error": str(exc)[:300],
                                "card_taken_s": None, "verdict_after_challenge_s": None,

@@ -75,7 +75,7 @@ class IdentityTimes:
     face_every_s: float = 0.12  # face samples at most ~8 per second
     face_extra_s: float = 3.0  # the face step may run this much past the liveness limit
     encode_frames: int = 6  # live frames encoded for the match (frontal, gated)
-    job_s: float = 10.0  # one pool job
+    job_s: float = 20.0  # one pool job (the card with its OCR is the longest: ~1 s idle)
     busy_wait_s: float = 0.5  # a full pool: wait this long, then try again (in line)
 
 
