@@ -38,6 +38,7 @@ from media.notices import CLERKS, EVERYONE, Roles, tell
 from media.verification_pool import PoolBusy, PoolTimeout
 from verify.face_match import LiveFace, decide_encoded
 from verify.face_model import RGB
+from verify.id_ocr import IdNumberReading, read_id_number
 from verify.identity_samples import (
     GUIDANCE_TEXT,
     MODEL_VERSION,
@@ -208,10 +209,11 @@ class IdentityChecks:
     # --- the attempt ------------------------------------------------------------------
 
     async def _run(self, attempt: Attempt) -> None:
+        reading: asyncio.Task[IdNumberReading] | None = None
         try:
-            portrait, number = await self._card(attempt)
+            portrait, reading = await self._card(attempt)
             faces, liveness, counts = await self._face(attempt)
-            await self._decide(attempt, portrait, number, faces, liveness, counts)
+            await self._decide(attempt, portrait, reading, faces, liveness, counts)
         except CheckAborted as exc:
             await self._abort(attempt, exc.reason)
         except asyncio.CancelledError:
@@ -223,6 +225,10 @@ class IdentityChecks:
             await self._abort(attempt, "核验出错，请重试")
         finally:
             attempt.call.face_hook = None
+            if reading is not None and not reading.done():
+                reading.cancel()
+            elif reading is not None and not reading.cancelled():
+                reading.exception()  # retrieved: an attempt that stopped early left it unread
 
     async def _job(self, fn: Callable[..., T], *args: Any) -> T:
         """A pool job; a full pool makes the check wait in line (the step's limit still runs)."""
@@ -260,7 +266,8 @@ class IdentityChecks:
         people.add((attempt.clerk, "clerk"))
         await tell(self.hub.redis, sorted(people), msg, roles)
 
-    async def _card(self, attempt: Attempt) -> tuple[IdPortrait, dict[str, Any]]:
+    async def _card(self, attempt: Attempt
+                    ) -> tuple[IdPortrait, asyncio.Task[IdNumberReading]]:
         deadline = time.monotonic() + self.times.card_s
         await self._step(attempt, "card", PROMPT_CARD, GUIDANCE_TEXT[CardGuidance.NO_CARD],
                          self.times.card_s)
@@ -278,7 +285,7 @@ class IdentityChecks:
             sample: CardSample | None = None
             if frames:
                 image = await asyncio.to_thread(_rgb, frames[-1])
-                sample = await self._job(card_sample, image, today, config)
+                sample = await self._job(card_sample, image, today, config, False)
                 if sample.guidance != CardGuidance.NO_CARD and steady_at is None:
                     steady_at = now  # this sample saw the card: taken counts from here
                 if sample.guidance == CardGuidance.TAKEN and sample.portrait is not None:
@@ -288,18 +295,20 @@ class IdentityChecks:
                         CardGuidance.TAKEN], None)
                     await self._keep(attempt, "card", sample.card)
                     await self._keep(attempt, "portrait", sample.portrait.crop)
-                    return sample.portrait, self._number(sample)
+                    # The number is read while the applicant turns to the face camera.
+                    number = asyncio.create_task(self._job(read_id_number, sample.card, today))
+                    return sample.portrait, number
                 if sample.guidance != last:
                     last = sample.guidance
                     await self._step(attempt, "card", PROMPT_CARD, GUIDANCE_TEXT[last],
                                      deadline - time.monotonic())
             await asyncio.sleep(max(0.0, self.times.card_every_s - (time.monotonic() - now)))
 
-    def _number(self, sample: CardSample) -> dict[str, Any]:
-        reading = sample.number
-        if reading is None:
-            return {"status": "unreadable", "number": None, "reason": ""}
-        return reading.as_dict()
+    async def _number(self, reading: asyncio.Task[IdNumberReading]) -> dict[str, Any]:
+        try:
+            return (await reading).as_dict()
+        except CheckAborted as exc:  # the number is not worth the whole check
+            return {"status": "unreadable", "number": None, "reason": exc.reason}
 
     async def _face(self, attempt: Attempt) -> tuple[list[LiveFace], LivenessVerdict,
                                                      dict[str, int]]:
@@ -375,10 +384,11 @@ class IdentityChecks:
         digest = await asyncio.to_thread(write)
         attempt.evidence.append({"kind": kind, "path": relative, "sha256": digest})
 
-    async def _decide(self, attempt: Attempt, portrait: IdPortrait, number: dict[str, Any],
-                      faces: list[LiveFace], liveness: LivenessVerdict,
-                      counts: dict[str, Any]) -> None:
+    async def _decide(self, attempt: Attempt, portrait: IdPortrait,
+                      reading: asyncio.Task[IdNumberReading], faces: list[LiveFace],
+                      liveness: LivenessVerdict, counts: dict[str, Any]) -> None:
         await self._step(attempt, "match", PROMPT_MATCH, "", None)
+        number = await self._number(reading)
         # Frames that passed the gates after the encoding budget was spent are left out:
         # the match ranks only frames it can compare.
         usable = [f for f in faces if f.encoding is not None or not f.gated.ok]

@@ -61,8 +61,10 @@ class CardSample:
     number: IdNumberReading | None = None  # when taken
 
 
-def card_sample(image: RGB, today: date, config: FaceMatchConfig) -> CardSample:
-    """Judge one document-camera frame; take the card when its portrait encodes."""
+def card_sample(image: RGB, today: date, config: FaceMatchConfig,
+                read_number: bool = True) -> CardSample:
+    """Judge one document-camera frame; take the card when its portrait encodes (and read
+    its number, unless the caller reads it apart: OCR takes ~1.5 s)."""
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     corners = find_card(image)
     if corners is None:
@@ -81,7 +83,8 @@ def card_sample(image: RGB, today: date, config: FaceMatchConfig) -> CardSample:
     portrait = extract_portrait(image, config)
     if not portrait.ok:
         return CardSample(CardGuidance.NO_PORTRAIT, card=card)
-    return CardSample(CardGuidance.TAKEN, portrait, card, read_id_number(card, today))
+    number = read_id_number(card, today) if read_number else None
+    return CardSample(CardGuidance.TAKEN, portrait, card, number)
 
 
 @dataclass(frozen=True)

@@ -25,20 +25,23 @@ from core.fanout import parse
 from testkit.synth_id import (
     RGB,
     CameraEffect,
+    CardFields,
     live_frame,
     load_head,
     photograph_card,
     render_card,
     two_faces_frame,
 )
+from verify.idnumber import with_check_digit
 
 VIDEO_CLOCK = 90000
 POSES = {"left": (0.5, 0.0), "right": (-0.5, 0.0), "nod": (0.0, 0.4)}
 CARD_EFFECT = CameraEffect("call", 560, 0.03, 0.5, 0.15, 80, (1280, 720))
+CARD_NUMBER = with_check_digit("11010519800101001")
 
 
 def card_frame(head: RGB, seed: int = 1) -> RGB:
-    return photograph_card(render_card(head), CARD_EFFECT, seed)
+    return photograph_card(render_card(head, CardFields(number=CARD_NUMBER)), CARD_EFFECT, seed)
 
 
 def desk_frame() -> RGB:

@@ -24,6 +24,7 @@ from signaling.placement import CallStart, WorkerPlacement
 from testkit.synth_id import RGB
 from tests.media.conftest import Worker, media_settings
 from tests.media.identity_peers import (
+    CARD_NUMBER,
     Face,
     Notices,
     ScriptedTrack,
@@ -145,6 +146,7 @@ async def test_the_same_person_passes_and_both_sides_see_each_step(
         assert result["state"] == "decided"
         assert result["verdict"] == "通过", {k: result[k] for k in ("reasons", "liveness")}
         assert result["distance"] < result["thresholds"]["pass_below"]
+        assert result["id_number"] == CARD_NUMBER  # read from the card, for the case form
         kiosk = notices.of("identity_step", "terminal:")
         assert any(s["guidance"] == "拍好了" for s in kiosk)
         assert any(s["prompt"].startswith("第二步") and s["move"] for s in kiosk)
