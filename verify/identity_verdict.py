@@ -15,7 +15,6 @@ from verify.liveness import REASON_FROZEN, REASON_STATIC, LivenessVerdict
 
 Decision = Literal["pass", "review", "fail"]
 REASON_NO_FACE = "未检测到人脸，请正对屏幕上方的摄像头"
-_ATTACKS = (REASON_STATIC, REASON_FROZEN)
 
 
 @dataclass(frozen=True)
@@ -24,12 +23,23 @@ class CheckVerdict:
     reasons: list[str]
 
 
+def _attack(liveness: LivenessVerdict, moves: int = 2) -> bool:
+    """A frozen or replayed stream; or moves "done" by a face whose texture never changed
+    (a flat picture tilted). A face that did not move before the time ran out may be an
+    elderly applicant on a poor line: that is for a person to judge, not a failure."""
+    if liveness.status != "fail":
+        return False
+    if liveness.reason == REASON_FROZEN:
+        return True
+    return liveness.reason == REASON_STATIC and len(liveness.completed) >= moves
+
+
 def combine(match: MatchVerdict, liveness: LivenessVerdict, face_frames: int,
             several_frames: int) -> CheckVerdict:
     """`face_frames`: frames with one face; `several_frames`: frames with more than one."""
     if face_frames == 0:
         return CheckVerdict("review", [REASON_SEVERAL] if several_frames else [REASON_NO_FACE])
-    if liveness.status == "fail" and liveness.reason in _ATTACKS:
+    if _attack(liveness):
         return CheckVerdict("fail", [liveness.reason, *match.reasons])
     if match.decision == "fail":
         return CheckVerdict("fail", list(match.reasons))

@@ -22,7 +22,13 @@ from verify.face_match import REASON_SEVERAL, MatchVerdict, decide_encoded
 from verify.identity_samples import CardGuidance, card_sample, face_sample
 from verify.identity_verdict import REASON_NO_FACE, combine
 from verify.idnumber import with_check_digit
-from verify.liveness import REASON_PASS, REASON_STATIC, REASON_TIMEOUT, LivenessVerdict
+from verify.liveness import (
+    REASON_FROZEN,
+    REASON_PASS,
+    REASON_STATIC,
+    REASON_TIMEOUT,
+    LivenessVerdict,
+)
 
 
 def _match(decision: str, reasons: list[str]) -> MatchVerdict:
@@ -39,9 +45,17 @@ def test_both_parts_passing_pass() -> None:
     assert v.decision == "pass"
 
 
-def test_a_still_picture_fails_even_with_a_matching_face() -> None:
-    v = combine(_match("pass", ["人证比对一致"]), _live("fail", REASON_STATIC), 30, 0)
+def test_a_tilted_picture_or_a_frozen_stream_fails_even_with_a_matching_face() -> None:
+    tilted = LivenessVerdict("fail", REASON_STATIC, ["left", "nod"], "", 30, 6.0)
+    v = combine(_match("pass", ["人证比对一致"]), tilted, 30, 0)
     assert v.decision == "fail" and v.reasons[0] == REASON_STATIC
+    frozen = combine(_match("pass", ["人证比对一致"]), _live("fail", REASON_FROZEN), 30, 0)
+    assert frozen.decision == "fail"
+
+
+def test_a_face_that_never_moved_in_time_is_for_a_person_to_judge() -> None:
+    v = combine(_match("pass", ["人证比对一致"]), _live("fail", REASON_STATIC), 30, 0)
+    assert v.decision == "review" and v.reasons[0] == REASON_STATIC
 
 
 def test_a_challenge_not_done_in_time_goes_to_review_not_fail() -> None:
