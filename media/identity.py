@@ -78,6 +78,7 @@ class IdentityTimes:
     encode_frames: int = 6  # live frames encoded for the match (frontal, gated)
     job_s: float = 20.0  # one pool job (the card with its OCR is the longest: ~1 s idle)
     busy_wait_s: float = 0.5  # a full pool: wait this long, then try again (in line)
+    queue_s: float = 20.0  # waiting in line for the pool at most this long per job
 
 
 class CheckAborted(Exception):
@@ -231,21 +232,22 @@ class IdentityChecks:
                 reading.exception()  # retrieved: an attempt that stopped early left it unread
 
     async def _job(self, fn: Callable[..., T], *args: Any) -> T:
-        """A pool job; a full pool makes the check wait in line (the step's limit still runs)."""
+        """A pool job; a full pool makes the check wait in line, for `queue_s` at most, then
+        the attempt ends with the pool's reason (both sides hear it)."""
+        give_up = time.monotonic() + self.times.queue_s
         while True:
             if self.hub.pool is None:
                 raise CheckAborted("核验服务不可用")
             try:
                 result: T = await self.hub.pool.run(fn, *args, timeout_s=self.times.job_s)
                 return result
-            except PoolBusy:
-                await self._say_busy()
+            except PoolBusy as exc:
+                if time.monotonic() > give_up:
+                    raise CheckAborted(PoolBusy.message) from exc
+                log.info("verification pool busy, the check waits in line")
                 await asyncio.sleep(self.times.busy_wait_s)
             except PoolTimeout as exc:
                 raise CheckAborted(PoolTimeout.message) from exc
-
-    async def _say_busy(self) -> None:
-        log.info("verification pool busy, the check waits")
 
     async def _step(self, attempt: Attempt, step: str, prompt: str, guidance: str,
                     time_left: float | None, move: str | None = None, completed: int = 0,
