@@ -272,10 +272,67 @@ class CallWatching(BaseModel):
     type: Literal["call_watching"] = "call_watching"
     call_id: str
     watchers: list[str]  # display names
+# --- identity check in the call (media worker → the call's participants) -------------------
+
+IdentityStepName = Literal["card", "face", "match"]
+
+
+class IdentityStep(BaseModel):
+    """What the check is doing now; the kiosk shows `prompt` large and `guidance` under it."""
+
+    type: Literal["identity_step"] = "identity_step"
+    call_id: str
+    verification_id: str
+    attempt: int
+    step: IdentityStepName
+    prompt: str  # the step's instruction, Chinese
+    guidance: str  # live guidance (the card) or the current move (the face), Chinese
+    move: Literal["left", "right", "nod"] | None  # the move asked now, for the arrow
+    completed: int  # moves done so far
+    moves: int  # moves in the challenge
+    time_left_s: float | None  # of this step
+
+
+class IdentityEvidence(BaseModel):
+    kind: Literal["card", "portrait", "live"]
+    index: int  # GET /api/identity/{verification_id}/evidence/{index}
+
+
+class IdentityResult(BaseModel):
+    """The outcome of one attempt, for the clerks of the call (the kiosk gets `identity_done`)."""
+
+    type: Literal["identity_result"] = "identity_result"
+    call_id: str
+    verification_id: str
+    attempt: int
+    attempts_left: int
+    state: Literal["decided", "aborted"]
+    verdict: Literal["通过", "人工复核", "不通过"] | None
+    distance: float | None
+    thresholds: dict[str, float]
+    reasons: list[str]
+    liveness: dict[str, str | int | float | list[str]]
+    id_number: str | None  # read from the card, valid; None when unreadable
+    id_read_reason: str
+    evidence: list[IdentityEvidence]
+    elapsed_s: float
+
+
+class IdentityDone(BaseModel):
+    """The kiosk's end of an attempt: finished, or why not; never a score."""
+
+    type: Literal["identity_done"] = "identity_done"
+    call_id: str
+    verification_id: str
+    finished: bool
+    message: str
 
 
 ServerMessage = (
     Hello | QueueStatus | LeftQueue | Offer | OfferClosed | ClerkState | CallAssigned
     | CallInvite | CallEnded | Pong | ErrorMessage | SupervisorSnapshot | SupervisorUpdate
     | CallWatching
+    | CallInvite | CallEnded | Pong | ErrorMessage
+    | IdentityStep | IdentityResult | IdentityDone
 )
+

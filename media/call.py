@@ -78,6 +78,8 @@ class Call:
         self.capture = CaptureBuffer()
         self.stats: dict[str, TrackStats] = {name: TrackStats() for name in self.slots}
         self.recorder: Recorder | None = None
+        # Set while an identity check samples the face camera (media.identity), else None.
+        self.face_hook: Callable[[float, VideoFrame], None] | None = None
         self.created_at = clock()
         self._keepers: set[asyncio.Task[None]] = set()
         self.closed = False
@@ -141,6 +143,9 @@ class Call:
                 stats.last_at = now
                 if name == "terminal.document" and isinstance(frame, VideoFrame):
                     self.capture.push(now, frame)
+                elif name == "terminal.face" and self.face_hook is not None \
+                        and isinstance(frame, VideoFrame):
+                    self.face_hook(now, frame)
         except MediaStreamError:
             pass
         finally:

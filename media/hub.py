@@ -38,6 +38,7 @@ from media.call import Call
 from media.capture import pick_sharpest
 from media.composite import Watermark
 from media.ice import rtc_configuration
+from media.identity import IdentityChecks
 from media.recording import ClosedSegment, Recorder
 from media.recording_resume import resume
 from media.recording_seal import seal_recording
@@ -88,6 +89,8 @@ class Hub:
         self._notes: set[asyncio.Task[None]] = set()
         self._captures: dict[str, int] = {}  # scans taken per call (bounded)
         self.watching = Watching(redis, engine)  # 监看 (media.watchers)
+        self.identity = IdentityChecks(self)
+        self.identity.install()
 
     async def act(self, call_id: str, action: str, body: dict[str, Any],
                   actor: str) -> dict[str, Any]:
@@ -169,6 +172,7 @@ class Hub:
                     await self._set_call(call_id,
                                          recording_started_at=_utc(call.recorder.started_at))
             self.calls[call_id] = call
+            self.identity.adopted(call)
             await registry.adopt_call(self.redis, self.settings.media_id, call_id)
             return call
 
@@ -341,6 +345,7 @@ class Hub:
         await self.sweep_once(self.clock())
 
     async def close(self) -> None:
+        await self.identity.close()  # before the calls end, so the checks say why they stop
         for call_id in list(self.calls):
             try:
                 await self.end(call_id, "worker_stopped", notify=True)

@@ -25,6 +25,7 @@ from signaling import (
     certificates_api,
     figures,
     guide_page,
+    identity_api,
     kiosk_certificates,
     policy,
     qa_api,
@@ -214,6 +215,7 @@ def create_app(settings: Settings, clock: Clock = wall,
     certificates_api.setup_routes(app)
     verify_page.setup_routes(app)
     scans_api.setup_routes(app)
+    identity_api.setup_routes(app)
     for qa in (qa_api, qa_flags_api, qa_evaluations, qa_holds, qa_export):
         qa.setup_routes(app)
     kiosk_certificates.setup_routes(app)

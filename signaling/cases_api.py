@@ -42,6 +42,7 @@ from signaling.case_http import (
     store_of,
     transition,
 )
+from signaling.identity_binding import bound_verification
 from signaling.kiosk_certificates import slip_text
 from verify.idnumber import check_id_number
 
@@ -66,6 +67,8 @@ async def submit_case(request: web.Request) -> web.Response:
         raise http_error(web.HTTPBadRequest, "no_terminal", "终端未登记")
     try:
         call_clerks = await bind(request.app[REDIS], store.engine, sub, session.who)
+        sub = sub.model_copy(update={"verification": await bound_verification(
+            store.engine, store.pii, sub, session.who)})
     except CaseBindingError as exc:
         raise http_error(web.HTTPUnprocessableEntity, exc.code, exc.message) from exc
     try:

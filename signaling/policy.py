@@ -127,6 +127,13 @@ ROUTES: dict[tuple[str, str], Allowed] = {
     ("GET", "/api/guide/{code}/qr.svg"): PUBLIC,
     # 监看: a live call watched receive-only (signaling/watch_api.py)
     ("POST", "/api/supervisor/calls/{call_id}/watch"): _roles("admin", "supervisor"),
+    # identity check in the call (signaling/identity_api.py; objects checked there)
+    ("POST", "/api/calls/{call_id}/identity"): _roles("clerk"),
+    ("GET", "/api/calls/{call_id}/identity"): _roles("clerk"),
+    ("GET", "/api/identity/reasons"): _roles("clerk"),
+    ("GET", "/api/identity/{verification_id}"): STAFF,
+    ("GET", "/api/identity/{verification_id}/evidence/{index}"): STAFF,
+    ("POST", "/api/identity/{verification_id}/override"): _roles("clerk"),
 }
 
 # WebSocket message type → the roles that may send it (others get `forbidden_type`).

@@ -19,6 +19,7 @@ from sqlalchemy.sql import Select
 
 from approval.tables import cases
 from core import records
+from core.identity_tables import IdentityVerdict
 from core.media_tables import media_calls
 from core.ops_figures import RATING_WORDS
 from core.ops_tables import ratings
@@ -28,7 +29,18 @@ from core.qa_tables import qa_flags
 from verify.idnumber import check_id_number
 
 Outcome = Literal["稍等片刻", "现场开单", "当面说清", "放心回家"]
-VERDICT_NAMES = {"pass": "通过", "review": "人工复核", "fail": "不通过"}
+# The filter's words → the machine verdict a case stores from its identity check.
+VERDICT_FILTER = {"pass": IdentityVerdict.PASS.value, "review": IdentityVerdict.REVIEW.value,
+                  "fail": IdentityVerdict.FAIL.value}
+MANUAL = "人工核验"
+VERDICT_NAMES = {"pass": "通过", "review": "人工复核", "fail": "不通过", "manual": MANUAL}
+
+
+def verdict_name(verdict: str | None, decision: str | None) -> str:
+    """What the row shows: the machine's verdict, and 人工核验 when a clerk decided."""
+    if decision == MANUAL:
+        return f"{MANUAL}（{verdict}）" if verdict else MANUAL
+    return verdict or "未核验"
 
 
 class SearchQuery(BaseModel):
@@ -44,7 +56,7 @@ class SearchQuery(BaseModel):
     outcome: Outcome | None = None
     case_no: str | None = Field(default=None, pattern=r"^[0-9]{8}-[0-9A-F]{8}$")
     id_number: str | None = Field(default=None, min_length=15, max_length=24)
-    verdict: Literal["pass", "review", "fail", "none"] | None = None
+    verdict: Literal["pass", "review", "fail", "manual", "none"] | None = None
     satisfaction: str | None = Field(default=None, max_length=16)
     flagged: Literal["open", "any", "none"] | None = None
     page: int = Field(default=1, ge=1, le=100_000)
@@ -89,7 +101,8 @@ def _query(q: SearchQuery, pii: PiiKeys) -> Select[Any]:
         m.c.recording_ended_at, m.c.state, m.c.terminal_id, m.c.clerk_username, m.c.item_code,
         t.c.village, t.c.name.label("terminal_name"), a.c.display_name.label("clerk_name"),
         c.c.case_no, c.c.item_name, c.c.outcome, c.c.status,
-        c.c.verification["verdict"].astext.label("verdict"), sat.label("satisfaction"),
+        c.c.verification["verdict"].astext.label("verdict"),
+        c.c.verification["decision"].astext.label("decision"), sat.label("satisfaction"),
         func.coalesce(f.c.flags, 0).label("flags"),
         func.coalesce(f.c.open_flags, 0).label("open_flags"),
     ).select_from(
@@ -118,9 +131,13 @@ def _query(q: SearchQuery, pii: PiiKeys) -> Select[Any]:
         where.append(c.c.case_no.in_(select(cases.c.case_no).where(
             id_number_matches(q.id_number, pii))))
     if q.verdict == "none":
-        where.append(or_(c.c.case_no.is_(None), c.c.verification["verdict"].astext.is_(None)))
+        where.append(or_(c.c.case_no.is_(None), and_(
+            c.c.verification["verdict"].astext.is_(None),
+            c.c.verification["decision"].astext.is_(None))))
+    elif q.verdict == "manual":
+        where.append(c.c.verification["decision"].astext == MANUAL)
     elif q.verdict:
-        where.append(c.c.verification["verdict"].astext == q.verdict)
+        where.append(c.c.verification["verdict"].astext == VERDICT_FILTER[q.verdict])
     if q.satisfaction:
         where.append(sat == literal(q.satisfaction))
     if q.flagged == "open":
@@ -147,7 +164,7 @@ def _row(row: Any) -> dict[str, Any]:
         "clerk_name": row.clerk_name or row.clerk_username,
         "case_no": row.case_no, "item_code": row.item_code, "item_name": row.item_name or "",
         "outcome": row.outcome, "status": row.status, "verdict": row.verdict,
-        "verdict_name": VERDICT_NAMES.get(row.verdict or "", "未核验"),
+        "verdict_name": verdict_name(row.verdict, row.decision),
         "satisfaction": row.satisfaction, "flags": int(row.flags),
         "open_flags": int(row.open_flags),
     }

@@ -126,8 +126,9 @@ async def make_recorded_call(engine: AsyncEngine, storage_root: Path, keys: Evid
         change = await store.create(CaseSubmission.model_validate({
             "terminal_id": terminal_id, "call_id": call_id, "item_code": "YL-CB",
             "applicant_name": "刘桂兰", "id_number": ID_NUMBER, "phone": "13800138000",
-            "scans": [scan_id] if scan_id else [], "verification": {"verdict": "pass",
-                                                                    "distance": 0.41},
+            "scans": [scan_id] if scan_id else [], "verification": {
+                "verification_id": None, "verdict": "通过", "decision": "通过",
+                "distance": 0.41},
             "outcome": "放心回家"}), clerk, ended)
         case_no = change.case_no
         if redis is not None:

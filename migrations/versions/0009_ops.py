@@ -12,8 +12,8 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0009_ops"
-down_revision = "0006_qa"
-branch_labels = ("ops",)
+down_revision = "0007_identity"
+branch_labels = None
 depends_on = None
 
 

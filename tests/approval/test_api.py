@@ -68,7 +68,7 @@ async def take_and_decide(client: Client, reviewer: str, decision: str = "approv
     assert task is not None
     detail = await (await client.get(f"/api/cases/{task['case_no']}")).json()
     assert detail["case"]["applicant_name"] == "刘桂兰"  # the reviewer sees the clerk's file
-    assert detail["case"]["verification"]["verdict"] == "pass"
+    assert detail["case"]["verification"]["decision"] == "人工核验"
     resp = await client.post("/api/reviewer/decide", json={
         "case_no": task["case_no"], "seq": task["seq"], "group": task["group"],
         "decision": decision, "comment": comment, "message_id": task["message_id"]})

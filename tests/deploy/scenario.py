@@ -36,6 +36,7 @@ from tests.e2e.pages import (
     frames_advance,
     kiosk_join,
     rate_visit,
+    verify_by_hand,
     wait_offer,
     wait_until,
 )
@@ -146,6 +147,7 @@ def case_visit(run: Run) -> None:
     for box in clerk.query_selector_all("#case-materials input[type=checkbox]"):
         box.check()
     clerk.check("input[name=outcome][value=放心回家]")
+    verify_by_hand(clerk)
     clerk.click("#case-submit")
     wait_until("case number", lambda: "办件编号" in clerk.inner_text("#case-result"), 30)
     kiosk.wait_for_selector("#screen-done:not([hidden])", timeout=20000)
@@ -244,6 +246,7 @@ def fill_case(clerk: Page) -> None:
     for box in clerk.query_selector_all("#case-materials input[type=checkbox]"):
         box.check()
     clerk.check("input[name=outcome][value=放心回家]")
+    verify_by_hand(clerk)
 
 
 def db_rows(district: District, sql: str) -> list[dict[str, Any]]:

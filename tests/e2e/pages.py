@@ -105,3 +105,12 @@ def rate_visit(kiosk: Page, rating: str = "very_satisfied") -> None:
     """After a call the kiosk asks 「您对这次办事满意吗？」: one tap, and the dialog goes."""
     kiosk.click(f"#rating .face[data-rating={rating}]", timeout=15000)
     kiosk.wait_for_selector("#rating", state="detached", timeout=10000)
+
+
+def verify_by_hand(clerk: Page, text: str = "当面核对了身份证原件") -> None:
+    """The clerk's audited 人工核验 when no identity check is run in a visit."""
+    clerk.click("#id-manual")
+    clerk.wait_for_selector("#id-override:not([hidden])", timeout=10000)
+    clerk.fill("#id-text", text)
+    clerk.click("#id-override button[type=submit]")
+    clerk.wait_for_selector("#id-override", state="hidden", timeout=10000)

@@ -123,7 +123,7 @@ async def test_a_call_detail_has_the_timeline_and_the_integrity_line(
     assert detail["case"]["case_no"] == call.case_no
     assert detail["case"]["id_number"] == ID_NUMBER[:6] + "********" + ID_NUMBER[-4:]
     assert detail["case"]["phone"] == "138****8000"
-    assert detail["verification"]["verdict"] == "pass"
+    assert detail["verification"]["verdict"] == "通过"
     assert [s["scan_id"] for s in detail["scans"]] == [call.scan_id]
     kinds = [e["kind"] for e in detail["timeline"]]
     assert kinds[0] == "placed" and "capture" in kinds and kinds[-1] in ("ended",

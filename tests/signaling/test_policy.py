@@ -26,7 +26,8 @@ SAMPLE = {"{case_no}": "20260101-ABCDEF01", "{certificate}": "E20260101ABCDEF012
           "{code}": "YL-CB", "{scan_id}": "nosuchscan", "{filename}": "common/api.js",
           "{call_id}": "nosuchcall", "{access_id}": "1", "{flag_id}": "1", "{hold_id}": "1",
           "{followup_id}": "1", "{username}": "nosuchuser", "{terminal_id}": "nosuchterminal",
-          "{day}": "2026-10-01"}
+          "{day}": "2026-10-01",
+          "{verification_id}": "nosuchcheck", "{index}": "0"}
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import { api, plain, readJson } from "/web/common/api.js";
 import { checkIdNumber } from "/web/common/idnumber.js";
 import { joinCall, leaveCall, playAudio, showTrack, whenLost } from "/web/common/media.js";
 import { Signal } from "/web/common/socket.js";
+import { identity } from "/web/clerk/identity.js";
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -40,6 +41,7 @@ function render() {
   $("call").hidden = !(state.call && s === "in_call") && !(state.call && state.call.second);
   $("wrapup").hidden = s !== "wrap_up";
   $("case").hidden = !state.caseFor;
+  identity.call(state.call || state.caseFor);
   document.body.dataset.state = s;
 }
 
@@ -263,7 +265,7 @@ async function submitCase(ev) {
     const res = await api("/api/cases", { method: "POST", body: {
       terminal_id: f.terminal_id, call_id: f.call_id, item_code: $("case-item").value,
       applicant_name: $("case-name").value.trim(), id_number: id.normalized,
-      phone: $("case-phone").value.trim(), scans: state.scans, verification: {},
+      phone: $("case-phone").value.trim(), scans: state.scans, verification: identity.verification(),
       materials_provided: m.provided, materials_missing: m.missing,
       promise_date: m.missing.length ? $("case-promise").value : null, outcome,
     } });
@@ -304,6 +306,7 @@ function onMessage(msg) {
       $("invite").hidden = false;
       break;
     case "call_ended": callEnded(msg); break;
+    case "identity_step": case "identity_result": identity.message(msg); break;
     case "error": showError(msg.message); break;
     default: break;
   }

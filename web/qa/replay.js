@@ -60,6 +60,21 @@ export async function showCall(callId, config) {
   $("#export").hidden = !c || !(config.me.role === "admin" || config.me.role === "qa");
 }
 
+// The case's identity result in words: decision, the machine's verdict, distance against the
+// thresholds, and who decided by hand and why.
+function verificationText(v) {
+  if (!v || (!v.decision && !v.verdict)) return "无核验记录";
+  const lines = [`结论：${v.decision || v.verdict}`];
+  if (v.verdict) lines.push(`机器核验：${v.verdict}`);
+  if (v.distance != null) {
+    const t = v.thresholds || {};
+    lines.push(`人脸距离：${Number(v.distance).toFixed(3)}（通过线 ${t.pass_below ?? "—"}，不通过线 ${t.fail_above ?? "—"}）`);
+  }
+  if (v.override) lines.push(`人工核验：${v.override.reason}，${v.override.text}（${v.override.by}）`);
+  if (v.id_number_matches_card === false) lines.push("注意：办件上的身份证号与证件上读出的不一致");
+  return lines.join("\n");
+}
+
 function facts(d) {
   const dl = $("#case-facts");
   dl.replaceChildren();
@@ -72,7 +87,7 @@ function facts(d) {
       ["办理结果", c.outcome], ["办件状态", c.status_name]);
   }
   for (const [k, v] of rows) dl.append(node("dt", k), node("dd", v));
-  text($("#verification"), d.verification ? JSON.stringify(d.verification, null, 2) : "无核验记录");
+  text($("#verification"), verificationText(d.verification));
   const scans = $("#scans");
   scans.replaceChildren();
   for (const s of d.scans) {

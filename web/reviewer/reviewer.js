@@ -1,5 +1,7 @@
 // Reviewer desk: queue, case detail and decisions. Plain ES module, no build step.
 
+import { showVerification } from "/web/reviewer/identity.js";
+
 const $ = (sel) => document.querySelector(sel);
 const LEVELS = { village: "村级", town: "乡镇（街道）", district: "区县" };
 const MODES = { single: "单人审查", all: "会签（全部同意）", any: "或签（一人决定）" };
@@ -128,7 +130,7 @@ async function open(task) {
     ["受理时间", when(c.submitted_at)], ["办结时限", when(c.due_at)]]) {
     facts.append(item("dt", k), item("dd", v));
   }
-  text($("#d-verification"), JSON.stringify(c.verification, null, 2));
+  showVerification($("#d-verification"), c.verification);
   const mats = $("#d-materials");
   mats.replaceChildren();
   for (const m of d.materials) {

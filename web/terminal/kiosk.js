@@ -15,6 +15,7 @@ import { joinCall, leaveCall, playAudio, showTrack, whenLost } from "/web/common
 import { Signal } from "/web/common/socket.js";
 import { Certificates } from "/web/terminal/certificates.js";
 import { kioskSession } from "/web/terminal/enrol.js";
+import { identity } from "/web/terminal/identity.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -305,7 +306,8 @@ function onMessage(msg) {
       if (state.screen === "queue") goHome();
       break;
     case "call_assigned": callAssigned(msg); break;
-    case "call_ended": callEnded(msg); break;
+    case "call_ended": identity.reset(); callEnded(msg); break;
+    case "identity_step": case "identity_done": identity.message(msg); break;
     case "case_submitted": caseSubmitted(msg); break;
     case "case_result": certificates.caseResult(msg); break;
     case "error": showError(msg.message); break;

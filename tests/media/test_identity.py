@@ -1,0 +1,217 @@
+"""The identity check in a real call: aiortc peers, a real worker with its pool, PostgreSQL.
+
+The terminal shows a synthetic ID card (made from one photo) on the document camera and a
+face (another photo) on the face camera that follows the challenge the kiosk is told.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select
+
+from core.identity_tables import identity_checks
+from core.records import make_engine
+from core.settings import Settings
+from media.app import create_app
+from signaling.placement import CallStart, WorkerPlacement
+from testkit.synth_id import RGB
+from tests.media.conftest import Worker, media_settings
+from tests.media.identity_peers import (
+    CARD_NUMBER,
+    Face,
+    Notices,
+    ScriptedTrack,
+    card_frame,
+    desk_frame,
+    heads,
+    still_frames,
+    two_faces,
+)
+from tests.media.peers import (
+    Peer,
+    ToneTrack,
+    clerk_lines,
+    colour_track,
+    join,
+    terminal_lines,
+    until,
+)
+
+CHECK_S = 90.0
+
+
+@pytest.fixture(scope="module")
+def people(faces_dir: Path) -> dict[str, RGB]:
+    return heads(faces_dir, "obama.jpg", "obama2.jpg", "biden.jpg")
+
+
+@pytest.fixture(scope="module")
+def faces_dir() -> Path:
+    from tests.conftest import FACES
+
+    if not FACES.is_dir():
+        pytest.skip(f"test faces not found at {FACES} (see ../shared/testdata/README.md)")
+    return FACES
+
+
+@pytest.fixture
+async def checking_worker(settings: Settings, redis: aioredis.Redis) -> AsyncIterator[Worker]:
+    # A longer time for the moves than a kiosk's: a loaded test machine delays frames.
+    s = media_settings(settings, media_verify_processes=1, liveness_timeout_s=20.0,
+                       media_record=False)
+    server = TestServer(create_app(s), host="127.0.0.1", port=s.media_port)
+    await server.start_server()
+    try:
+        yield Worker(s, server)
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def placing(checking_worker: Worker, redis: aioredis.Redis
+                  ) -> AsyncIterator[WorkerPlacement]:
+    import aiohttp
+
+    from core.clock import wall
+
+    engine = make_engine(checking_worker.settings.database_url)
+    http = aiohttp.ClientSession()
+    try:
+        yield WorkerPlacement(checking_worker.settings, redis, engine, http, wall)
+    finally:
+        await http.close()
+        await engine.dispose()
+
+
+async def _call(worker: Worker, placement: WorkerPlacement, call_id: str, face: ScriptedTrack,
+                document: ScriptedTrack) -> list[Peer]:
+    joins = await placement.start_call(CallStart(
+        call_id=call_id, ticket_id=f"t-{call_id}", item_code="HOUSE", terminal_id=f"T-{call_id}",
+        terminal_name="青山村便民服务点", clerk_username="clerk-id", clerk_name="王晓梅"))
+    term, clerk = joins[f"T-{call_id}"], joins["clerk-id"]
+    assert term is not None and clerk is not None
+    terminal = await join(worker.url, call_id, term.token,
+                          terminal_lines(face, document, ToneTrack(440)))
+    clerk_peer = await join(worker.url, call_id, clerk.token,
+                            clerk_lines(colour_track((30, 200, 30)), ToneTrack(1000)))
+    await until(lambda: clerk_peer.received[1].count > 5, what="document frames at the clerk")
+    return [terminal, clerk_peer]
+
+
+async def _check(worker: Worker, placement: WorkerPlacement, notices: Notices,
+                 call_id: str) -> dict[str, Any]:
+    started = await placement.call_action(call_id, "identity.start", "clerk-id", {})
+    assert "verification_id" in started, started
+    await until(lambda: notices.result() is not None and notices.of("identity_done"), CHECK_S,
+                what=lambda: notices.seen[-3:])
+    result = notices.result()
+    assert result is not None and result["verification_id"] == started["verification_id"]
+    return result
+
+
+async def _close(peers: list[Peer], placement: WorkerPlacement, call_id: str) -> None:
+    for peer in peers:
+        await peer.close()
+    await placement.stop_call(call_id, "hangup")
+
+
+async def _row(worker: Worker, verification_id: str) -> Any:
+    engine = make_engine(worker.settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            return (await conn.execute(select(identity_checks).where(
+                identity_checks.c.verification_id == verification_id))).mappings().one()
+    finally:
+        await engine.dispose()
+
+
+async def test_the_same_person_passes_and_both_sides_see_each_step(
+        checking_worker: Worker, placing: WorkerPlacement, redis: aioredis.Redis,
+        people: dict[str, RGB]) -> None:
+    face = Face.of(people["obama.jpg"])
+    face_track = ScriptedTrack(face.neutral)
+    document = ScriptedTrack([desk_frame()], fps=10)
+    peers = await _call(checking_worker, placing, "call-id-pass", face_track, document)
+    try:
+        async with Notices(redis, follow=(face_track, face)) as notices:
+            # The card goes down once the check asks for it: live guidance, then 「拍好了」.
+            document.show([card_frame(people["obama2.jpg"])])
+            result = await _check(checking_worker, placing, notices, "call-id-pass")
+        assert result["state"] == "decided"
+        assert result["verdict"] == "通过", {k: result[k] for k in ("reasons", "liveness")}
+        assert result["distance"] < result["thresholds"]["pass_below"]
+        assert result["id_number"] == CARD_NUMBER  # read from the card, for the case form
+        kiosk = notices.of("identity_step", "terminal:")
+        assert any(s["guidance"] == "拍好了" for s in kiosk)
+        assert any(s["prompt"].startswith("第二步") and s["move"] for s in kiosk)
+        done = notices.of("identity_done", "terminal:")
+        assert done and done[-1]["message"] == "核验完成"
+        assert not notices.of("identity_result", "terminal:")  # no score for the applicant
+        row = await _row(checking_worker, result["verification_id"])
+        assert row["verdict"] == "通过" and row["call_id"] == "call-id-pass"
+        assert row["terminal_id"] == "T-call-id-pass" and row["clerk"] == "clerk-id"
+        assert row["model_version"] and row["thresholds"]["pass_below"] > 0
+        assert row["liveness"]["status"] == "pass"
+        kinds = [e["kind"] for e in row["evidence"]]
+        assert "portrait" in kinds and "live" in kinds
+        for item in row["evidence"]:
+            data = (checking_worker.settings.storage_root / item["path"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == item["sha256"]
+    finally:
+        await _close(peers, placing, "call-id-pass")
+
+
+async def test_a_card_of_someone_else_fails(
+        checking_worker: Worker, placing: WorkerPlacement, redis: aioredis.Redis,
+        people: dict[str, RGB]) -> None:
+    face = Face.of(people["obama.jpg"])
+    face_track = ScriptedTrack(face.neutral)
+    document = ScriptedTrack([card_frame(people["biden.jpg"])], fps=10)
+    peers = await _call(checking_worker, placing, "call-id-other", face_track, document)
+    try:
+        async with Notices(redis, follow=(face_track, face)) as notices:
+            result = await _check(checking_worker, placing, notices, "call-id-other")
+        assert result["verdict"] == "不通过", result
+        assert "人证比对不一致" in result["reasons"]
+    finally:
+        await _close(peers, placing, "call-id-other")
+
+
+async def test_a_still_picture_fails_liveness(
+        checking_worker: Worker, placing: WorkerPlacement, redis: aioredis.Redis,
+        people: dict[str, RGB]) -> None:
+    face_track = ScriptedTrack(still_frames(people["obama.jpg"]))
+    document = ScriptedTrack([card_frame(people["obama2.jpg"])], fps=10)
+    peers = await _call(checking_worker, placing, "call-id-still", face_track, document)
+    try:
+        async with Notices(redis) as notices:  # nobody follows the challenge
+            result = await _check(checking_worker, placing, notices, "call-id-still")
+        assert result["liveness"]["status"] == "fail"
+        assert result["verdict"] != "通过", result
+    finally:
+        await _close(peers, placing, "call-id-still")
+
+
+async def test_a_second_face_sends_the_check_to_review_with_the_reason(
+        checking_worker: Worker, placing: WorkerPlacement, redis: aioredis.Redis,
+        people: dict[str, RGB]) -> None:
+    face_track = ScriptedTrack(two_faces(people["obama.jpg"], people["biden.jpg"]))
+    document = ScriptedTrack([card_frame(people["obama2.jpg"])], fps=10)
+    peers = await _call(checking_worker, placing, "call-id-two", face_track, document)
+    try:
+        async with Notices(redis) as notices:
+            result = await _check(checking_worker, placing, notices, "call-id-two")
+        assert result["verdict"] == "人工复核", result
+        assert any("多张人脸" in r for r in result["reasons"])
+        # Up to three attempts per call, each kept.
+        again = await placing.call_action("call-id-two", "identity.start", "clerk-id", {})
+        assert again["attempt"] == 2
+    finally:
+        await _close(peers, placing, "call-id-two")
