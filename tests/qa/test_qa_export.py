@@ -61,7 +61,7 @@ async def test_an_export_verifies_and_every_change_to_it_is_named(
     assert {"manifest.json", "manifest.sig", "README.txt", "recording/0000.mp4",
             "recording/0002.mp4", f"scans/{call.scan_id}.png"} <= names
     assert manifest["case"]["case_no"] == call.case_no and manifest["purpose"] == "投诉处理"
-    assert manifest["verification"]["verdict"] == "pass"
+    assert manifest["verification"]["verdict"] == "通过"
     assert [e["action"] for e in manifest["audit"]] == ["case.submit", "qa.export"]
     assert manifest["recording"]["seal"]["key_id"] == "evidence-1"
     _, problems = verify_archive(archive, entry_hash)
