@@ -24,6 +24,7 @@ from signaling import (
     certificates_api,
     figures,
     kiosk_certificates,
+    materials_api,
     policy,
     qa_api,
     qa_evaluations,
@@ -211,4 +212,5 @@ def create_app(settings: Settings, clock: Clock = wall,
     for qa in (qa_api, qa_flags_api, qa_evaluations, qa_holds, qa_export):
         qa.setup_routes(app)
     kiosk_certificates.setup_routes(app)
+    materials_api.setup_routes(app)
     return app
