@@ -281,6 +281,7 @@ function clerkState(msg) {
 }
 
 function onMessage(msg) {
+  window.dispatchEvent(new CustomEvent("console-message", { detail: msg }));  // capture.js …
   switch (msg.type) {
     case "hello": $("who").textContent = msg.display_name; break;
     case "clerk_state": clerkState(msg); break;
