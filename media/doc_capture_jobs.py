@@ -192,7 +192,7 @@ def check_still(data: bytes, live: NDArray[np.uint8] | None, th: DocumentThresho
     h, w = image.shape[:2]
     doc = detect_document(image)
     verdict = assess(image, doc, th)
-    if doc is None:
+    if doc is None or verdict.verdict == "not_found":
         return StillCheck(False, "no_document", "没有找到材料", "not_found", width=w, height=h)
     base = StillCheck(False, "", "", verdict.verdict, width=w, height=h, kind=doc.kind,
                       outline=_outline(doc), source_dpi=source_dpi(doc),
@@ -216,6 +216,7 @@ def sample_frame(frame: NDArray[np.uint8], th: DocumentThresholds) -> FrameSampl
     """The guidance verdict of one live frame (BGR)."""
     doc = detect_document(frame)
     verdict = assess(frame, doc, th)
-    outline = _outline(doc) if doc is not None else None
     v = GuidanceVerdict(verdict.verdict)
+    # an outlined region judged no document is not drawn (a wrong outline misleads)
+    outline = _outline(doc) if doc is not None and v is not GuidanceVerdict.NOT_FOUND else None
     return FrameSample(v, outline, shift_hint(outline) if outline is not None else None)
