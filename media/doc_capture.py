@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_STILL_BYTES = 16 * 1024 * 1024
-SAMPLE_EVERY_S = 0.33  # a few frames a second, only while a panel is open
+SAMPLE_EVERY_S = 0.2  # a few frames a second, only while a panel is open
+THUMB = (64, 36)  # the tiny grey copy that tells whether anything moved
+UNCHANGED_GREY = 2.5  # mean difference (grey levels) below which nothing moved
 REPEAT_NOTICE_S = 1.0  # the same words again at most this often (a page that reconnects)
 SAMPLE_TIMEOUT_S = 5.0
 STILL_TIMEOUT_S = 20.0
@@ -73,7 +75,8 @@ class Panel:
     task: asyncio.Task[None] | None = None
     last_notice: tuple[str, bool, tuple[float, ...] | None] | None = None
     last_notice_at: float = 0.0
-    sampled: int = 0
+    sampled: int = 0  # frames judged in the pool (the others were unchanged)
+    thumb: NDArray[np.uint8] | None = None  # of the last judged frame
 
 
 class PanelRequest(BaseModel):
@@ -175,10 +178,18 @@ class DocCapture:
         frame = frames[-1] if frames else None
         now = self.clock()
         if frame is not None and frame is not last_frame:
-            bgr = await asyncio.to_thread(bgr_of, frame)
-            sample: FrameSample = await self._run(sample_frame, bgr, self.hub.settings.document,
-                                                  timeout_s=SAMPLE_TIMEOUT_S)
-            panel.sampled += 1
+            thumb = await asyncio.to_thread(thumb_of, frame)
+            previous = panel.history[-1] if panel.history else None
+            if previous is not None and panel.thumb is not None \
+                    and unchanged(panel.thumb, thumb):
+                # Nothing moved: the same verdict, without judging the frame again.
+                sample = FrameSample(previous.verdict, previous.outline, previous.shift)
+            else:
+                bgr = await asyncio.to_thread(bgr_of, frame)
+                sample = await self._run(sample_frame, bgr, self.hub.settings.document,
+                                         timeout_s=SAMPLE_TIMEOUT_S)
+                panel.sampled += 1
+                panel.thumb = thumb
             panel.history.append(guide.Sample(now, sample.verdict, sample.outline, sample.shift))
             panel.history = guide.trim(panel.history, now)
         decided = guide.decide(panel.history, self.clock(), auto=panel.auto,
@@ -329,6 +340,17 @@ def bgr_of(frame: VideoFrame) -> NDArray[np.uint8]:
     in its thread, and one frame's cached converter is not safe to share between threads."""
     converted = VideoReformatter().reformat(frame, format="bgr24")
     return np.asarray(converted.to_ndarray(), np.uint8)
+
+
+def thumb_of(frame: VideoFrame) -> NDArray[np.uint8]:
+    small = VideoReformatter().reformat(frame, width=THUMB[0], height=THUMB[1], format="gray")
+    return np.asarray(small.to_ndarray(), np.uint8)
+
+
+def unchanged(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> bool:
+    """Camera noise, not a moved page (compression and sensor noise stay well below)."""
+    return a.shape == b.shape and float(
+        np.mean(np.abs(a.astype(np.int16) - b.astype(np.int16)))) < UNCHANGED_GREY
 
 
 def _png(image: NDArray[np.uint8]) -> bytes:

@@ -63,7 +63,7 @@ SHIFT_WORDS = {"left": "往左边挪一点", "right": "往右边挪一点", "up"
 
 @dataclass(frozen=True)
 class GuidanceRules:
-    hold_s: float = 0.7  # words show the verdict most of this window agreed on
+    hold_s: float = 0.4  # words show the verdict most of this window agreed on
     steady_s: float = 1.0  # good and still this long before an auto-take
     stale_s: float = 1.5  # a latest sample older than this means no picture
     cooldown_s: float = 2.5  # no second auto-take sooner than this

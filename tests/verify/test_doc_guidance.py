@@ -48,7 +48,7 @@ def test_no_take_while_the_page_moves_or_right_after_a_take() -> None:
 
 
 def test_one_odd_frame_does_not_change_the_words() -> None:
-    history = _run([V.BLUR, V.BLUR, V.OK])
+    history = _run([V.BLUR, V.BLUR, V.BLUR, V.OK], every=0.2)
     g = decide(history, history[-1].at, auto=True, last_taken_at=None)
     assert g.words == "拍糊了" and not g.ready and not g.take
 
