@@ -77,6 +77,7 @@ class Panel:
     last_notice_at: float = 0.0
     sampled: int = 0  # frames judged in the pool (the others were unchanged)
     thumb: NDArray[np.uint8] | None = None  # of the last judged frame
+    page_kept: bool = False  # this page has its still: no auto-take again until 下一页
 
 
 class PanelRequest(BaseModel):
@@ -133,6 +134,7 @@ class DocCapture:
         else:
             if (code, page) != (panel.material_code, panel.page):
                 panel.history.clear()  # another page: steady again before an auto-take
+                panel.page_kept = False
             panel.material_code, panel.material_name, panel.page = code, name, page
             panel.auto = req.auto
         return {"open": True, "material_code": code, "material_name": name, "page": page,
@@ -192,7 +194,7 @@ class DocCapture:
                 panel.thumb = thumb
             panel.history.append(guide.Sample(now, sample.verdict, sample.outline, sample.shift))
             panel.history = guide.trim(panel.history, now)
-        decided = guide.decide(panel.history, self.clock(), auto=panel.auto,
+        decided = guide.decide(panel.history, self.clock(), auto=panel.auto and not panel.page_kept,
                                last_taken_at=panel.last_taken_at, rules=self.rules)
         await self._notify(call, panel, decided, now)
         if decided.take:
@@ -276,6 +278,8 @@ class DocCapture:
             panel = self.panels.get(call.call_id)
             if panel is not None and panel.take is take:
                 panel.take = None  # one still per take: a second one needs a new 拍照
+                panel.page_kept = (take.material_code, take.page) == (panel.material_code,
+                                                                      panel.page)
         result = DocScanResult(
             call_id=call.call_id, take_id=take.take_id, accepted=check.accepted,
             code=check.code, words=check.reason, material_code=take.material_code,

@@ -145,8 +145,9 @@ async def test_a_still_of_the_live_page_is_accepted_flattened_and_hashed(
         await until(lambda: any(g["verdict"] == "ok" and g["outline"]
                                 for g in doc_call.heard.of("doc_guidance", "terminal:")),
                     what=lambda: doc_call.heard.of("doc_guidance")[-3:])
-        clerk_words = doc_call.heard.of("doc_guidance", "clerk:")
-        assert any(g["words"] == "可以拍了" for g in clerk_words)
+        await until(lambda: any(g["words"] == "可以拍了"
+                                for g in doc_call.heard.of("doc_guidance", "clerk:")),
+                    what="可以拍了 on the console")
         status, asked = await _post(http, f"{base}/take", doc_call.clerk_join)
         assert status == 200
         await until(lambda: doc_call.heard.of("doc_take_still", "terminal:"),
@@ -213,3 +214,25 @@ async def test_a_still_of_another_page_and_bad_uploads_are_refused(
     assert worker.server.app[DOCS].panels == {}
     await until(lambda: doc_call.heard.of("doc_panel_closed", "terminal:"),
                 what="the kiosk told the panel closed")
+
+
+async def test_auto_take_asks_the_kiosk_once_the_page_is_good_and_steady(
+        worker: Worker, doc_call: DocCall) -> None:
+    base = f"{worker.url}/calls/{doc_call.call_id}/documents"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        status, _ = await _post(http, f"{base}/panel", doc_call.clerk_join, json={
+            "open": True, "material_code": "form", "material_name": "申请表", "page": 2,
+            "auto": True})
+        assert status == 200
+        await until(lambda: doc_call.heard.of("doc_take_still", "terminal:"),
+                    what=lambda: doc_call.heard.of("doc_guidance")[-3:])
+        asked = doc_call.heard.of("doc_take_still", "terminal:")[0]
+        assert (asked["reason"], asked["material_name"], asked["page"]) == ("auto", "申请表", 2)
+        # The kiosk answers with its still; the page is kept as page 2 of 申请表.
+        status, shot = await _post(http, f"{base}/still?take_id={asked['take_id']}",
+                                   doc_call.term, data=_jpeg(_scene(3), STILL))
+        assert status == 201 and shot["accepted"] and shot["page"] == 2
+        # One still per take: the same take cannot bring a second picture in.
+        status, again = await _post(http, f"{base}/still?take_id={asked['take_id']}",
+                                    doc_call.term, data=_jpeg(_scene(3), STILL))
+        assert status == 409 and again["error"]["code"] == "no_take"
