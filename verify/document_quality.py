@@ -152,8 +152,11 @@ def _saturation(flat: NDArray[np.uint8]) -> float:
 
 def _ink(gray: NDArray[np.uint8]) -> float:
     """Share of pixels darker than the paper around them by a clear step (print, a photo)."""
-    paper = cv2.medianBlur(gray, 21).astype(np.int16)
-    return float(((paper - gray.astype(np.int16)) > _INK_STEP).mean())
+    # on a half-size copy: the median's window then spans the same paper at a quarter cost
+    small = cv2.resize(gray, (gray.shape[1] // 2, gray.shape[0] // 2),
+                       interpolation=cv2.INTER_AREA)
+    paper = cv2.medianBlur(small, 11).astype(np.int16)
+    return float(((paper - small.astype(np.int16)) > _INK_STEP).mean())
 
 
 def _not_a_document(m: QualityMeasures, doc: DetectedDocument, th: DocumentThresholds) -> bool:
