@@ -173,7 +173,8 @@ class DocCapture:
             except Exception:  # one bad frame or a busy pool must not end the guidance
                 log.exception("document guidance sample failed", extra={"call": call.call_id})
             await asyncio.sleep(max(0.05, SAMPLE_EVERY_S - (time.monotonic() - started)))
-        self.panels.pop(call.call_id, None)
+        self.panels.pop(call.call_id, None)  # the call ended: nothing of it is kept here
+        self._taken.pop(call.call_id, None)
 
     async def _sample(self, call: Call, panel: Panel, last_frame: object) -> object:
         frames = call.capture.snapshot()
