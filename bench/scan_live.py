@@ -14,7 +14,7 @@ scene at 1920x1080. Measures:
 - worker CPU per open panel: the process's and the pool's CPU with the panel open minus
   the same span with it closed (the peers run in this process in both spans), once with
   the page lying still (unchanged frames are not judged again) and once with it sliding
-  a few pixels every frame (every sample judged: the worst case);
+  a few pixels every frame (the worst case: judged at most twice a second);
 - the flattened A4 page's width in px.
 
     .venv/bin/python bench/scan_live.py --stills 10 --seconds 10

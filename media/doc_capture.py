@@ -1,8 +1,8 @@
 """The capture panel of one call on the worker: guidance while it is open, stills, scans.
 
 While the clerk has the panel open, the latest document-camera frame of the call's
-`CaptureBuffer` is sampled a few times a second and judged in the verification pool; the
-pure `verify.doc_guidance.decide` turns the verdicts into words for the clerk and the kiosk
+`CaptureBuffer` is sampled a few times a second and judged in the verification pool (a
+picture that keeps moving at most every `GuidanceRules.moving_gap_s`); the pure `verify.doc_guidance.decide` turns the verdicts into words for the clerk and the kiosk
 and says when to take the page itself. A page is a full-resolution still the kiosk uploads
 with its own join token (or, when its camera gives no more than the video, the latest video
 frame, marked "from video"); it is checked against the live view, flattened, and stored with
@@ -77,6 +77,9 @@ class Panel:
     last_notice_at: float = 0.0
     sampled: int = 0  # frames judged in the pool (the others were unchanged)
     thumb: NDArray[np.uint8] | None = None  # of the last judged frame
+    judged_at: float | None = None
+    moving: bool = False  # the last sampled frame had moved since the last judged one
+    unjudged: bool = False  # the latest frame moved and waits for its verdict: no auto-take
     page_kept: bool = False  # this page has its still: no auto-take again until 下一页
 
 
@@ -183,19 +186,26 @@ class DocCapture:
         if frame is not None and frame is not last_frame:
             thumb = await asyncio.to_thread(thumb_of, frame)
             previous = panel.history[-1] if panel.history else None
-            if previous is not None and panel.thumb is not None \
-                    and unchanged(panel.thumb, thumb):
+            moved = previous is None or panel.thumb is None or not unchanged(panel.thumb, thumb)
+            if not moved and previous is not None:
                 # Nothing moved: the same verdict, without judging the frame again.
-                sample = FrameSample(previous.verdict, previous.outline, previous.shift)
-            else:
+                sample: FrameSample | None = FrameSample(previous.verdict, previous.outline,
+                                                         previous.shift)
+            elif guide.judge_now(moved, panel.moving, panel.judged_at, now, self.rules):
                 bgr = await asyncio.to_thread(bgr_of, frame)
                 sample = await self._run(sample_frame, bgr, self.hub.settings.document,
                                          timeout_s=SAMPLE_TIMEOUT_S)
                 panel.sampled += 1
-                panel.thumb = thumb
-            panel.history.append(guide.Sample(now, sample.verdict, sample.outline, sample.shift))
+                panel.thumb, panel.judged_at = thumb, now
+            else:
+                sample = None  # still moving: judged again within `moving_gap_s`
+            panel.moving, panel.unjudged = moved, sample is None
+            if sample is not None:
+                panel.history.append(guide.Sample(now, sample.verdict, sample.outline,
+                                                  sample.shift))
             panel.history = guide.trim(panel.history, now)
-        decided = guide.decide(panel.history, self.clock(), auto=panel.auto and not panel.page_kept,
+        decided = guide.decide(panel.history, self.clock(),
+                               auto=panel.auto and not panel.page_kept and not panel.unjudged,
                                last_taken_at=panel.last_taken_at, rules=self.rules)
         await self._notify(call, panel, decided, now)
         if decided.take:

@@ -68,6 +68,7 @@ class GuidanceRules:
     stale_s: float = 1.5  # a latest sample older than this means no picture
     cooldown_s: float = 2.5  # no second auto-take sooner than this
     max_motion: float = 0.015  # corner movement between samples, share of the frame
+    moving_gap_s: float = 0.5  # a picture that keeps moving is judged at most this often
 
 
 @dataclass(frozen=True)
@@ -153,3 +154,17 @@ def trim(history: list[Sample], now: float, keep_s: float = 3.0) -> list[Sample]
     recent = [s for s in history if s.at >= now - keep_s]
     older = [s for s in history if s.at < now - keep_s]
     return ([older[-1]] if older else []) + recent
+
+
+def judge_now(moved: bool, was_moving: bool, last_judged_at: float | None, now: float,
+              rules: GuidanceRules | None = None) -> bool:
+    """Whether to judge this sampled frame in the pool. An unchanged picture keeps its
+    verdict; the first change after a still picture is judged at once (the words follow a
+    page put down within one sample); a picture that keeps moving only every
+    `moving_gap_s`, since its words could not settle anyway and judging costs ~30 ms."""
+    rules = rules or GuidanceRules()
+    if not moved:
+        return False
+    if not was_moving or last_judged_at is None:
+        return True
+    return now - last_judged_at >= rules.moving_gap_s

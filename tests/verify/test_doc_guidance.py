@@ -101,3 +101,18 @@ def test_trim_keeps_what_a_decision_needs(times: list[float], now: float) -> Non
     assert all(s.at >= now - 3.0 for s in kept[1:])
     assert decide(kept, now, auto=True, last_taken_at=None) == decide(
         history, now, auto=True, last_taken_at=None)
+
+
+def test_a_moving_picture_is_judged_at_most_twice_a_second_but_a_change_at_once() -> None:
+    from verify.doc_guidance import judge_now
+
+    rules = GuidanceRules()
+    assert not judge_now(False, False, 10.0, 10.2, rules)  # unchanged: the old verdict holds
+    assert judge_now(True, False, 10.0, 10.2, rules)  # put down after a still picture: now
+    assert judge_now(True, True, None, 10.2, rules)
+    judged, t, last = 0, 0.0, 0.0
+    for step in range(50):  # 10 s of a page sliding, sampled 5 times a second
+        t = step * 0.2
+        if judge_now(True, step > 0, last if step else None, t, rules):
+            judged, last = judged + 1, t
+    assert judged <= 2 * 10 + 1
