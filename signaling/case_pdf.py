@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 from fpdf import FPDF
@@ -20,9 +20,10 @@ from verify.watermark import FONT_PATH, make_copy, sha256
 PAGE_W, PAGE_H, MARGIN, CAPTION = 210.0, 297.0, 8.0, 8.0
 
 
-def mark_for(item: str, viewer: str) -> str:
-    """The watermark's subject: the item and who looks at it (a leak names its reader)."""
-    return f"{item}（{viewer}查阅）"
+def viewer_line(viewer: str, at: datetime) -> str:
+    """The watermark's second line: who looks at it and when (a leak names its reader);
+    the item's line above it stays the usual "仅供办理××使用"."""
+    return f"{viewer} 查阅 {at.astimezone():%Y-%m-%d %H:%M}"
 
 
 def _inside(root: Path, relative: str) -> Path | None:
@@ -30,18 +31,21 @@ def _inside(root: Path, relative: str) -> Path | None:
     return path if path.is_relative_to(root.resolve()) and path.is_file() else None
 
 
-def page_copy(root: Path, relative: str, item: str, viewer: str, day: date) -> bytes | None:
+def page_copy(root: Path, relative: str, item: str, viewer: str,
+              at: datetime) -> bytes | None:
     """The watermarked JPEG of one stored page, or None when its file is gone."""
     path = _inside(root, relative)
     if path is None:
         return None
-    return make_copy(path.read_bytes(), mark_for(item, viewer), day).jpeg
+    return make_copy(path.read_bytes(), item, at.astimezone().date(),
+                     viewer_line(viewer, at)).jpeg
 
 
 def materials_pdf(root: Path, pages: Sequence[tuple[str, int, str]], case_no: str, item: str,
-                  viewer: str, day: date) -> bytes:
+                  viewer: str, at: datetime) -> bytes:
     """One A4 page per scanned page (material name and page number above it), watermarked;
     the originals' SHA-256 in the keywords. A missing file gets a page that says so."""
+    day = at.astimezone().date()
     pdf = FPDF(unit="mm", format="A4")
     pdf.set_auto_page_break(False)
     pdf.add_font("cjk", fname=str(FONT_PATH))
@@ -52,7 +56,7 @@ def materials_pdf(root: Path, pages: Sequence[tuple[str, int, str]], case_no: st
         pdf.add_page()
         pdf.set_font("cjk", size=11)
         pdf.set_xy(MARGIN, MARGIN)
-        pdf.cell(0, 6, f"{case_no}  {name}  第{number}页  {viewer}查阅 {day.isoformat()}")
+        pdf.cell(0, 6, f"{case_no}  {name}  第{number}页  {viewer_line(viewer, at)}")
         path = _inside(root, relative)
         if path is None:
             pdf.set_xy(MARGIN, MARGIN + CAPTION + 4)
@@ -60,7 +64,7 @@ def materials_pdf(root: Path, pages: Sequence[tuple[str, int, str]], case_no: st
             continue
         original = path.read_bytes()
         hashes.append(sha256(original))
-        copy = make_copy(original, mark_for(item, viewer), day)
+        copy = make_copy(original, item, day, viewer_line(viewer, at))
         with Image.open(io.BytesIO(copy.jpeg)) as img:
             iw, ih = img.size
         top = MARGIN + CAPTION

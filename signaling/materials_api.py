@@ -212,7 +212,7 @@ async def case_page(request: web.Request) -> web.Response:
         raise http_error(web.HTTPNotFound, "no_scan", "没有这份材料")
     root = request.app[SETTINGS].storage_root
     copy = await asyncio.to_thread(page_copy, root, row["flat_path"], case["item_name"],
-                                   _viewer(session), datetime.now(UTC).date())
+                                   _viewer(session), datetime.now(UTC))
     if copy is None:
         raise http_error(web.HTTPGone, "scan_missing", "材料文件已不在存储中")
     await note(request.app[ENGINE], session.who, "scan.read", row["scan_id"],
@@ -234,7 +234,7 @@ async def case_pdf(request: web.Request) -> web.Response:
              for m in listed for p in m["pages"]]
     pdf = await asyncio.to_thread(materials_pdf, request.app[SETTINGS].storage_root, pages,
                                   case["case_no"], case["item_name"], _viewer(session),
-                                  datetime.now(UTC).date())
+                                  datetime.now(UTC))
     await note(request.app[ENGINE], session.who, "materials.pdf", case["case_no"],
                {"role": session.role, "purpose": purpose, "pages": len(pages)})
     return web.Response(body=pdf, content_type="application/pdf", headers={
