@@ -27,9 +27,19 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from approval.retention_rules import Fate, Holds, Policy, Stored, Verdict, decide, holds_from
+from approval.retention_rules import (
+    Fate,
+    Holds,
+    Policy,
+    Stored,
+    Verdict,
+    decide,
+    holds_from,
+    unshared,
+)
 from approval.tables import cases
 from core import audit, records
+from core.document_tables import document_scans
 from core.media_tables import media_calls, recording_segments, scans
 from core.qa_flags import OPEN_STATES
 from core.qa_tables import legal_holds, qa_flags, recording_seals, retention_tombstones
@@ -157,7 +167,12 @@ class RetentionJob:
                 row = (await conn.execute(select(scans.c.path, scans.c.thumb_path,
                                                  scans.c.sha256).where(
                     scans.c.scan_id == thing.subject))).first()
-                files = [row.path, row.thumb_path] if row else []
+                doc = (await conn.execute(select(document_scans.c.original_path,
+                                                 document_scans.c.flat_path).where(
+                    document_scans.c.scan_id == thing.subject))).first()
+                # a document page keeps its original beside the flattened page (= path)
+                files = unshared(([row.path, row.thumb_path] if row else [])
+                                 + ([doc.original_path, doc.flat_path] if doc else []), [])
                 content, detail = (row.sha256 if row else ""), {"files": files}
             else:
                 files, content = await asyncio.to_thread(self._folder_files, thing.subject)
@@ -202,6 +217,8 @@ class RetentionJob:
                     recording_segments.c.call_id == subject))
             elif kind == "scan":
                 await conn.execute(delete(scans).where(scans.c.scan_id == subject))
+                await conn.execute(delete(document_scans).where(
+                    document_scans.c.scan_id == subject))
             await conn.execute(update(retention_tombstones).where(
                 retention_tombstones.c.id == tomb["id"]).values(state="done", deleted_at=now))
             await audit.append(conn, "system", "retention.delete", tomb["case_no"] or subject,
@@ -210,9 +227,23 @@ class RetentionJob:
                                       "tombstone_id": tomb["id"],
                                       "files": len(tomb["detail"].get("files", []))}, now)
 
+    async def _still_used(self, subject: str, files: list[str]) -> list[str]:
+        """Which of these files another scan row still points at (asked at deletion time,
+        also when a killed run is finished, since a reuse may have come in between)."""
+        s, d = scans.c, document_scans.c
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(s.path, s.thumb_path).where(
+                s.scan_id != subject, or_(s.path.in_(files), s.thumb_path.in_(files))))).all()
+            docs = (await conn.execute(select(d.original_path, d.flat_path).where(
+                d.scan_id != subject,
+                or_(d.original_path.in_(files), d.flat_path.in_(files))))).all()
+        return [name for r in [*rows, *docs] for name in r]
+
     async def _complete(self, tomb: Any, now: datetime) -> None:
-        await asyncio.to_thread(self._remove_files, tomb["kind"], tomb["subject"],
-                                list(tomb["detail"].get("files", [])))
+        files = list(tomb["detail"].get("files", []))
+        if tomb["kind"] == "scan" and files:
+            files = unshared(files, await self._still_used(tomb["subject"], files))
+        await asyncio.to_thread(self._remove_files, tomb["kind"], tomb["subject"], files)
         await self._finish(tomb, now)
 
     async def _pending(self, kind: str | None = None,

@@ -1,6 +1,7 @@
 """Retention rules (pure): what may be deleted now, what is held, what is still young.
 
-Recordings go 30 days after their call, scans and verification images 90 days after they
+Recordings go 30 days after their call, scans (document pages too: their original and
+flattened files) and verification images 90 days after they
 were taken (the days come from settings). A legal hold on a case or a recording, or an
 open 问题件 of the case, keeps everything of that case and its call. The audit log and the
 QA access log are never deleted here: they are kept at least `retention_audit_days`.
@@ -106,3 +107,10 @@ def holds_from(legal: Iterable[tuple[str | None, str | None, str]],
         if call_id:
             calls.setdefault(call_id, "问题件未关闭")
     return Holds(cases, calls)
+
+
+def unshared(files: Iterable[str], still_used: Iterable[str]) -> list[str]:
+    """The files of a deleted scan that may go: a reused page (证照重复使用) is a newer row
+    pointing at the same files, and its own 90 days have not run out with the old row's."""
+    keep = set(still_used)
+    return [name for name in dict.fromkeys(files) if name and name not in keep]

@@ -326,6 +326,58 @@ class IdentityDone(BaseModel):
     verification_id: str
     finished: bool
     message: str
+# --- document capture (from the media worker, through core.fanout) -------------------------
+
+
+class DocGuidance(BaseModel):
+    """What the open capture panel shows now (clerk: `words`, kiosk: `kiosk_words`)."""
+
+    type: Literal["doc_guidance"] = "doc_guidance"
+    call_id: str
+    material_name: str
+    page: int
+    verdict: str  # ok | not_found | cut_off | too_small | too_dark | ... | no_picture
+    words: str
+    kiosk_words: str
+    outline: list[float] | None  # 8 numbers: the corners as shares of the frame
+    ready: bool
+    auto: bool
+    frame_at: float  # worker time the judged frame was sampled
+
+
+class DocTakeStill(BaseModel):
+    """The kiosk takes a full-resolution still of the document camera and uploads it."""
+
+    type: Literal["doc_take_still"] = "doc_take_still"
+    call_id: str
+    take_id: str
+    material_name: str
+    page: int
+    reason: Literal["clerk", "auto"]
+
+
+class DocScanResult(BaseModel):
+    """A still was accepted (the flattened page) or refused (why)."""
+
+    type: Literal["doc_scan_result"] = "doc_scan_result"
+    call_id: str
+    take_id: str | None
+    accepted: bool
+    code: str
+    words: str
+    material_code: str
+    material_name: str
+    page: int
+    scan_id: str | None
+    verdict: str | None
+    flat_width: int
+    flat_height: int
+    from_video: bool
+
+
+class DocPanelClosed(BaseModel):
+    type: Literal["doc_panel_closed"] = "doc_panel_closed"
+    call_id: str
 
 
 ServerMessage = (
@@ -334,5 +386,6 @@ ServerMessage = (
     | CallWatching
     | CallInvite | CallEnded | Pong | ErrorMessage
     | IdentityStep | IdentityResult | IdentityDone
+    | DocGuidance | DocTakeStill | DocScanResult | DocPanelClosed
 )
 

@@ -29,6 +29,7 @@ from core.ops import ops_allowed
 from core.records import make_engine
 from core.replies import error_response
 from core.settings import Settings
+from media import doc_capture_http
 from media.hub import Hub, HubError, running
 from media.ice import announce_host_addresses
 from media.origins import allowed_origins
@@ -248,4 +249,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/replay/stream", replay_stream)
     app.router.add_get("/health", health)
     app.router.add_get("/healthz", alive)
+    doc_capture_http.setup(app, HUB, _participant)  # the capture panel's routes
     return app

@@ -27,6 +27,7 @@ from signaling import (
     guide_page,
     identity_api,
     kiosk_certificates,
+    materials_api,
     policy,
     qa_api,
     qa_evaluations,
@@ -225,4 +226,5 @@ def create_app(settings: Settings, clock: Clock = wall,
     reports.setup_routes(app)
     guide_page.setup_routes(app)
     watch_api.setup_routes(app)
+    materials_api.setup_routes(app)
     return app

@@ -134,6 +134,13 @@ ROUTES: dict[tuple[str, str], Allowed] = {
     ("GET", "/api/identity/{verification_id}"): STAFF,
     ("GET", "/api/identity/{verification_id}/evidence/{index}"): STAFF,
     ("POST", "/api/identity/{verification_id}/override"): _roles("clerk"),
+    # document capture: a call's materials, reuse, a case's materials (signaling/materials_api)
+    ("GET", "/api/calls/{call_id}/materials"): _roles("clerk"),
+    ("POST", "/api/calls/{call_id}/materials/reuse-offers"): _roles("clerk"),
+    ("POST", "/api/calls/{call_id}/materials/reuse"): _roles("clerk"),
+    ("GET", "/api/cases/{case_no}/materials"): _roles("clerk", "reviewer", "qa"),
+    ("GET", "/api/cases/{case_no}/materials.pdf"): _roles("clerk", "reviewer", "qa"),
+    ("GET", "/api/cases/{case_no}/materials/{scan_id}"): _roles("clerk", "reviewer", "qa"),
 }
 
 # WebSocket message type → the roles that may send it (others get `forbidden_type`).

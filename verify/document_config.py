@@ -38,3 +38,11 @@ class DocumentThresholds:
     max_motion_fraction: float = 0.01
     # Frames in a row that must be still before a capture.
     stable_frames: int = 3
+    # What a document is at all (else "not found", never "cut off" or "too small"): its
+    # long/short side ratio (A4 1.41, card 1.59; perspective widens it), paper's low colour
+    # saturation (0..255), and print on it: the share of pixels clearly darker than the
+    # paper around them, required where the region is large and sharp enough to show it.
+    min_doc_aspect: float = 1.2
+    max_doc_aspect: float = 2.0
+    max_doc_saturation: float = 85.0
+    min_ink_fraction: float = 0.003

@@ -43,6 +43,7 @@ REASONS: dict[Defect, str] = {
 
 _MEASURE_SIDE = 800  # long side of the flattened copy the measures run on
 _SATURATED = 250
+_INK_STEP = 35
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class QualityMeasures:
     corner_angle_dev_deg: float
     side_ratio: float
     source_dpi: float
+    aspect: float = math.nan  # long / short side, mean of opposite sides
+    saturation: float = math.nan  # mean colour saturation of the flattened region
+    ink_fraction: float = math.nan  # share of print: pixels clearly darker than the paper
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,50 @@ def measure(frame: NDArray[np.uint8], doc: DetectedDocument | None) -> QualityMe
         angle,
         opposite_side_ratio(doc.corners),
         source_dpi(doc),
+        _aspect(doc),
+        _saturation(flat),
+        _ink(np.asarray(gray, np.uint8)),
     )
+
+
+def _aspect(doc: DetectedDocument) -> float:
+    c = doc.corners
+    sides = [float(np.linalg.norm(c[(i + 1) % 4] - c[i])) for i in range(4)]
+    a, b = (sides[0] + sides[2]) / 2, (sides[1] + sides[3]) / 2
+    return max(a, b) / max(min(a, b), 1e-6)
+
+
+def _saturation(flat: NDArray[np.uint8]) -> float:
+    if flat.ndim != 3:
+        return 0.0
+    return float(cv2.cvtColor(flat, cv2.COLOR_BGR2HSV)[:, :, 1].mean())
+
+
+def _ink(gray: NDArray[np.uint8]) -> float:
+    """Share of pixels darker than the paper around them by a clear step (print, a photo)."""
+    # on a half-size copy: the median's window then spans the same paper at a quarter cost
+    small = cv2.resize(gray, (gray.shape[1] // 2, gray.shape[0] // 2),
+                       interpolation=cv2.INTER_AREA)
+    paper = cv2.medianBlur(small, 11).astype(np.int16)
+    return float(((paper - small.astype(np.int16)) > _INK_STEP).mean())
+
+
+def _not_a_document(m: QualityMeasures, doc: DetectedDocument, th: DocumentThresholds) -> bool:
+    """A region the detector outlined that is no paper: a square sticky note, a coloured
+    object, a blank tabletop or box running off the frame. The shape is asked only of a
+    whole region seen straight on (a cut-off or tilted page has any aspect), print only where
+    it would show: a sharp, lit region of readable size."""
+    straight = (m.corner_angle_dev_deg <= th.max_corner_angle_deg
+                and m.side_ratio <= th.max_side_ratio)
+    if straight and not _cut_off(doc, th) \
+            and not th.min_doc_aspect <= m.aspect <= th.max_doc_aspect:
+        return True
+    if m.saturation > th.max_doc_saturation:
+        return True
+    readable = m.area_fraction >= th.min_area_fraction or doc.touches_edge  # cut off: close
+    shows_print = (readable and m.brightness >= th.min_brightness
+                   and not m.edge_blur > th.max_edge_blur)
+    return shows_print and m.ink_fraction < th.min_ink_fraction
 
 
 def _cut_off(doc: DetectedDocument, th: DocumentThresholds) -> bool:
@@ -148,13 +195,16 @@ def judge(
 ) -> QualityVerdict:
     """Turn measures into defects, most pressing first."""
     found: list[Defect] = []
+    outlined = doc is not None  # the measures are of an outlined region, not the frame
+    if doc is not None and _not_a_document(m, doc, th):
+        doc = None  # judged as an empty view: never "cut off" or "too small", never good
     if doc is None:
         found.append("not_found")
     elif _cut_off(doc, th):
         found.append("cut_off")
     if doc is not None and m.area_fraction < th.min_area_fraction:
         found.append("too_small")
-    bright_limit = th.max_brightness if doc is not None else th.max_frame_brightness
+    bright_limit = th.max_brightness if outlined else th.max_frame_brightness
     if m.brightness < th.min_brightness:
         found.append("too_dark")
     elif (

@@ -52,8 +52,9 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(FONT_PATH), size, index=0)
 
 
-def _tile(size: tuple[int, int], text: str) -> Image.Image:
-    """A transparent layer of diagonal text rows covering `size` (width, height)."""
+def _tile(size: tuple[int, int], text: str, second: str = "") -> Image.Image:
+    """A transparent layer of diagonal text rows covering `size` (width, height); with
+    `second`, each row has a second line under the first (who looked, and when)."""
     w, h = size
     font = _font(max(14, min(w, h) // 16))
     side = int(np.hypot(w, h)) + 1
@@ -61,20 +62,26 @@ def _tile(size: tuple[int, int], text: str) -> Image.Image:
     draw = ImageDraw.Draw(layer)
     line = text + "    "
     step_x = int(draw.textlength(line, font=font))
-    step_y = int(font.size * 3.2)
+    gap = int(font.size * 1.3)
+    step_y = int(font.size * 3.2) + (gap if second else 0)
     for row, y in enumerate(range(0, side, step_y)):
         shift = (row % 2) * step_x // 2  # staggered rows, like banknote print
         for x in range(-step_x + shift, side, step_x):
             draw.text((x, y), line, font=font, fill=255)
+            if second:
+                draw.text((x, y + gap), second, font=font, fill=255)
     turned = layer.rotate(_ANGLE_DEG, resample=Image.Resampling.BICUBIC)
     left, top = (side - w) // 2, (side - h) // 2
     return turned.crop((left, top, left + w, top + h))
 
 
-def watermark_image(image: NDArray[np.uint8], item: str, day: date) -> NDArray[np.uint8]:
-    """A copy of a BGR image with the diagonal tiled watermark blended in."""
+def watermark_image(image: NDArray[np.uint8], item: str, day: date,
+                    second: str = "") -> NDArray[np.uint8]:
+    """A copy of a BGR image with the diagonal tiled watermark blended in (`second`: a line
+    of its own under each, e.g. the viewer's name and time)."""
     h, w = image.shape[:2]
-    alpha = np.asarray(_tile((w, h), watermark_text(item, day)), np.float32) / 255.0 * _OPACITY
+    alpha = np.asarray(_tile((w, h), watermark_text(item, day), second),
+                       np.float32) / 255.0 * _OPACITY
     ink = np.array([40.0, 40.0, 200.0], np.float32)  # red-ish in BGR, as stamps are
     base = image.astype(np.float32) if image.ndim == 3 else np.repeat(image[..., None], 3, 2)
     out = base * (1.0 - alpha[..., None]) + ink * alpha[..., None]
@@ -95,10 +102,11 @@ def _decode(original: bytes) -> NDArray[np.uint8]:
     return np.asarray(image, np.uint8)
 
 
-def make_copy(original: bytes, item: str, day: date) -> WatermarkedCopy:
+def make_copy(original: bytes, item: str, day: date, second: str = "") -> WatermarkedCopy:
     """The watermarked JPEG copy of an encoded image; `original` itself is left untouched."""
-    marked = _encode_jpeg(watermark_image(_decode(original), item, day))
-    return WatermarkedCopy(sha256(original), marked, sha256(marked), watermark_text(item, day))
+    marked = _encode_jpeg(watermark_image(_decode(original), item, day, second))
+    text = watermark_text(item, day) + (f"\n{second}" if second else "")
+    return WatermarkedCopy(sha256(original), marked, sha256(marked), text)
 
 
 def scans_pdf(originals: Sequence[bytes], item: str, day: date) -> bytes:

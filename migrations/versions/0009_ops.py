@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0009_ops"
-down_revision = "0007_identity"
+down_revision = "0008_documents"
 branch_labels = None
 depends_on = None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from approval.retention_rules import Fate, Policy, Stored, decide, holds_from
+from approval.retention_rules import Fate, Policy, Stored, decide, holds_from, unshared
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy(recording_days=30, scan_days=90, verification_days=90)
@@ -48,3 +48,11 @@ def test_a_legal_hold_or_an_open_flag_keeps_everything_of_the_case() -> None:
     assert out["scan-a"] == (Fate.HELD, "冻结：诉讼中")
     assert out["call-b"] == out["scan-b"] == (Fate.HELD, "冻结：投诉调查")
     assert out["call-c"] == (Fate.HELD, "问题件未关闭")
+
+
+def test_a_deleted_page_leaves_the_files_a_newer_reuse_points_at() -> None:
+    files = ["scans/c1/p.original.png", "scans/c1/p.flat.jpg", "scans/c1/p.thumb.jpg",
+             "scans/c1/p.flat.jpg"]
+    assert unshared(files, []) == files[:3]
+    assert unshared(files, ["scans/c1/p.flat.jpg", "scans/c1/p.thumb.jpg"]) == [
+        "scans/c1/p.original.png"]

@@ -62,3 +62,22 @@ def test_pdf_has_one_watermarked_page_per_scan(faces: Path) -> None:
     for s in scans:
         assert hashlib.sha256(s).hexdigest().encode() in pdf
     assert scans_pdf(scans, "农村危房改造", DAY) == pdf  # same scans, same file
+
+
+def test_the_viewer_is_a_line_of_its_own_under_the_item_words() -> None:
+    from datetime import UTC, datetime
+
+    from signaling.case_pdf import viewer_line
+
+    at = datetime(2026, 11, 25, 6, 30, tzinfo=UTC)
+    line = viewer_line("王芳", at)
+    assert line.startswith("王芳 查阅 ") and at.astimezone().strftime("%H:%M") in line
+    page = np.full((600, 800, 3), 255, np.uint8)
+    _, png = cv2.imencode(".png", page)
+    copy = make_copy(bytes(png), "社会救助", DAY, line)
+    item_line, reader = copy.text.split("\n")
+    assert item_line == watermark_text("社会救助", DAY)  # the item's words unchanged
+    assert reader == line
+    plain = watermark_image(page, "社会救助", DAY)
+    named = watermark_image(page, "社会救助", DAY, line)
+    assert (named.sum(axis=2) < 700).mean() > (plain.sum(axis=2) < 700).mean()

@@ -289,7 +289,7 @@ function clerkState(msg) {
 }
 
 function onMessage(msg) {
-  document.dispatchEvent(new CustomEvent("signal:message", { detail: msg }));  // watching.js
+  document.dispatchEvent(new CustomEvent("signal:message", { detail: msg }));  // watching.js, capture.js
   switch (msg.type) {
     case "hello": $("who").textContent = msg.display_name; break;
     case "clerk_state": clerkState(msg); break;

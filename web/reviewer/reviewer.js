@@ -147,6 +147,7 @@ async function open(task) {
     scans.append(li);
   }
   if (!c.scan_urls.length) scans.append(item("li", "无", "muted"));
+  window.dispatchEvent(new CustomEvent("case-opened", { detail: c.case_no }));  // materials.js
   const rec = $("#d-recording");
   rec.hidden = !c.recording_url;
   if (c.recording_url) rec.href = c.recording_url;

@@ -297,6 +297,7 @@ function caseSubmitted(msg) {
 let certificates = null;  // the start screen's ready count and the proof screens
 
 function onMessage(msg) {
+  window.dispatchEvent(new CustomEvent("kiosk-message", { detail: msg }));  // capture.js …
   switch (msg.type) {
     case "hello": $("place").textContent = msg.display_name; break;
     case "queue_status": queueStatus(msg); break;
