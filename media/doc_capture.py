@@ -3,11 +3,11 @@
 While the clerk has the panel open, the latest document-camera frame of the call's
 `CaptureBuffer` is sampled a few times a second and judged in the verification pool (a
 picture that keeps moving at most every `GuidanceRules.moving_gap_s`); the pure
-`verify.doc_guidance.decide` turns the verdicts into words for the clerk and the kiosk and says when to take the page itself. A page is a full-resolution still the kiosk uploads
-with its own join token (or, when its camera gives no more than the video, the latest video
+`verify.doc_guidance.decide` turns the verdicts into words for the clerk and the kiosk and
+says when to take the page itself. A page is a full-resolution still the kiosk uploads with
+its own join token (or, when its camera gives no more than the video, the latest video
 frame, marked "from video"); it is checked against the live view, flattened, and stored with
-both hashes. Nothing here runs when no panel is open.
-"""
+both hashes. Nothing here runs when no panel is open."""
 
 from __future__ import annotations
 
