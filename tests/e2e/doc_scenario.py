@@ -33,6 +33,7 @@ from tests.e2e.pages import (
     kiosk_join,
     open_clerk,
     open_kiosk,
+    verify_by_hand,
     wait_offer,
     wait_until,
 )
@@ -117,6 +118,7 @@ class DocScenario:
         missing = clerk.query_selector_all("#case-materials input:not(:checked)")
         if missing:
             clerk.fill("#case-promise", "2030-01-01")
+        verify_by_hand(clerk)
         clerk.click("#case-submit")
         wait_until("case number", lambda: "办件编号" in clerk.inner_text("#case-result"), 20)
         found = re.search(r"办件编号 (\S+)（", clerk.inner_text("#case-result"))
