@@ -17,6 +17,7 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 metadata = MetaData()
@@ -98,3 +99,28 @@ audit_log = Table(
 
 def make_engine(database_url: str) -> AsyncEngine:
     return create_async_engine(database_url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+
+
+# SQLSTATE classes meaning "the server is not there right now": connection exceptions (08)
+# and operator intervention (57: shutting down, crashed, starting up).
+_AWAY_CLASSES = ("08", "57")
+
+
+def database_away(exc: BaseException) -> bool:
+    """Whether `exc` says PostgreSQL is away (down, restarting, starting up): worth a retry
+    or a "not saved" answer, unlike a refused statement."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    cause: BaseException | None = exc
+    for _ in range(5):  # asyncpg's own error sits a few causes down, with its SQLSTATE
+        state = getattr(cause, "sqlstate", None)
+        if isinstance(state, str) and state[:2] in _AWAY_CLASSES:
+            return True
+        cause = None if cause is None else (cause.__cause__ or getattr(cause, "orig", None))
+        if cause is None:
+            break
+    return False

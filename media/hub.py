@@ -22,7 +22,7 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 import redis.asyncio as aioredis
 from sqlalchemy import insert, update
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import worker_registry as registry
@@ -31,6 +31,7 @@ from core.evidence import GENESIS, chain_hash
 from core.loops import Background
 from core.media_tables import media_calls, recording_segments, scans
 from core.messages import IceServer
+from core.records import database_away
 from core.settings import Settings
 from core.states import CallState
 from core.worker_registry import WorkerInfo, load_figure
@@ -210,8 +211,8 @@ class Hub:
                 async with self.engine.begin() as conn:
                     await conn.execute(insert(recording_segments).values(**row))
                 break
-            except (OperationalError, InterfaceError, OSError) as exc:
-                if attempt == SEGMENT_RETRIES - 1:
+            except (DBAPIError, OSError) as exc:
+                if not database_away(exc) or attempt == SEGMENT_RETRIES - 1:
                     raise
                 log.warning("segment not indexed yet, database away",
                             extra={"call": call_id, "seq": closed.seq, "error": repr(exc)})

@@ -9,13 +9,12 @@ from pathlib import Path
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from approval.store import make_store
 from core.catalogue import search
 from core.clock import Clock, wall
-from core.records import make_engine
+from core.records import database_away, make_engine
 from core.replies import http_error
 from core.settings import ROOT, Settings
 from signaling import (
@@ -90,14 +89,14 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         for name, value in headers.items():
             exc.headers.setdefault(name, value)
         raise
-    except (OperationalError, InterfaceError, OSError) as exc:
-        # PostgreSQL away (a restart, a failover): nothing was saved, and the person is told.
-        log.warning("database unavailable", extra={"path": request.path,
-                                                   "method": request.method, "error": repr(exc)})
-        raise http_error(web.HTTPServiceUnavailable, "db_unavailable",
-                         "系统暂时无法保存（数据库连接中断），这次没有保存，您填写的内容已保留，"
-                         "请稍后再试") from exc
     except Exception as exc:
+        if database_away(exc):
+            # PostgreSQL away (a restart, a failover): nothing was saved, and the person is told.
+            log.warning("database unavailable", extra={
+                "path": request.path, "method": request.method, "error": repr(exc)})
+            raise http_error(web.HTTPServiceUnavailable, "db_unavailable",
+                             "系统暂时无法保存（数据库连接中断），这次没有保存，您填写的内容已保留，"
+                             "请稍后再试") from exc
         log.exception("request failed", extra={"path": request.path, "method": request.method})
         raise http_error(web.HTTPInternalServerError, "internal",
                          "服务器暂时出错，请稍后再试") from exc
