@@ -10,14 +10,10 @@ DIR/result.json (and screenshots under DIR/screens).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import re
 import sys
 import tempfile
-import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +33,13 @@ from tests.e2e.pages import (
     wait_offer,
     wait_until,
 )
-from tests.e2e.stack import CHROMIUM, Stack, chromium_args, in_private_netns, running_stack
+from tests.e2e.stack import (
+    CHROMIUM,
+    Stack,
+    chromium_args,
+    running_stack,
+    scenario_main,
+)
 
 VALID_ID = "420115196503120027"
 
@@ -148,51 +150,35 @@ class DocScenario:
         r["pdf_pages"] = len(re.findall(rb"/Type\s*/Page(?!s)", body))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"ok": False}
-    started = time.monotonic()
-    try:
-        in_private_netns()
-        with tempfile.TemporaryDirectory(prefix="e2e-doc-") as tmp, \
-                running_stack(Path(tmp) / "stack") as stack, sync_playwright() as pw:
-            y4m = page_y4m(Path(tmp) / "page.y4m")
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(y4m))
-            watch = Watch()
-            contexts = [browser.new_context() for _ in range(3)]
-            for ctx in contexts:
-                ctx.set_default_timeout(15000)
-                watch.attach(ctx)
-            scenario = DocScenario(stack, out)
-            result = scenario.result
-            kiosk = open_kiosk(contexts[0], stack.base_url)
-            clerk = open_clerk(contexts[1], stack.base_url)
-            reviewer = contexts[2].new_page()
-            try:
-                scenario.run(kiosk, clerk, reviewer)
-            except Exception:
-                for page, name in ((kiosk, "kiosk-failure"), (clerk, "clerk-failure"),
-                                   (reviewer, "reviewer-failure")):
-                    with contextlib.suppress(Exception):  # the failure is reported below
-                        scenario.shot(page, name)
-                raise
-            finally:
-                result["page_errors"] = watch.page_errors
-                result["outside_requests"] = watch.outside()
-                browser.close()
-            result["ok"] = True
-    except Exception as exc:  # the pytest side shows this message
-        result["error"] = f"{type(exc).__name__}: {exc}"
-        result["trace"] = traceback.format_exc()
-        print(result["error"], file=sys.stderr)
-    result["wall_s"] = round(time.monotonic() - started, 1)
-    (out / "result.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
-    return 0 if result["ok"] else 1
+def browse(out: Path, result: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory(prefix="e2e-doc-") as tmp, \
+            running_stack(Path(tmp) / "stack") as stack, sync_playwright() as pw:
+        y4m = page_y4m(Path(tmp) / "page.y4m")
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(y4m))
+        watch = Watch()
+        contexts = [browser.new_context() for _ in range(3)]
+        for ctx in contexts:
+            ctx.set_default_timeout(15000)
+            watch.attach(ctx)
+        scenario = DocScenario(stack, out)
+        result.update(scenario.result)
+        scenario.result = result  # filled in as it goes, kept when a step fails
+        kiosk = open_kiosk(contexts[0], stack.base_url)
+        clerk = open_clerk(contexts[1], stack.base_url)
+        reviewer = contexts[2].new_page()
+        try:
+            scenario.run(kiosk, clerk, reviewer)
+        except Exception:
+            for page, name in ((kiosk, "kiosk-failure"), (clerk, "clerk-failure"),
+                               (reviewer, "reviewer-failure")):
+                with contextlib.suppress(Exception):  # the failure is reported below
+                    scenario.shot(page, name)
+            raise
+        finally:
+            result["page_errors"] = watch.page_errors
+            result["outside_requests"] = watch.outside()
+            browser.close()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(scenario_main(browse))

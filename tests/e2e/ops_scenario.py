@@ -11,13 +11,10 @@ reaches the queue. Writes DIR/result.json (and DIR/screens).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +33,9 @@ from tests.e2e.stack import (
     CHROMIUM,
     Stack,
     chromium_args,
-    in_private_netns,
     make_y4m,
     running_stack,
+    scenario_main,
 )
 
 
@@ -240,37 +237,20 @@ def run(stack: Stack, browser: Browser, watch: Watch, out: Path, result: dict[st
     administer(stack, browser, watch, shots, result)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"ok": False}
-    started = time.monotonic()
-    try:
-        in_private_netns()
-        with tempfile.TemporaryDirectory(prefix="e2e-ops-") as tmp, \
-                running_stack(Path(tmp) / "stack") as stack, sync_playwright() as pw:
-            y4m = make_y4m(out / "cam.y4m")
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(y4m))
-            watch = Watch()
-            try:
-                run(stack, browser, watch, out, result)
-                result["ok"] = True
-            finally:
-                result["outside_requests"] = watch.outside()
-                result["page_errors"] = watch.page_errors
-                with contextlib.suppress(Exception):  # the scenario's own error wins
-                    browser.close()
-    except Exception as exc:  # the pytest side shows this message
-        result["error"] = f"{type(exc).__name__}: {exc}"
-        result["trace"] = traceback.format_exc()
-        print(result["error"], file=sys.stderr)
-    result["wall_s"] = round(time.monotonic() - started, 1)
-    (out / "result.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
-    return 0 if result["ok"] else 1
+def browse(out: Path, result: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory(prefix="e2e-ops-") as tmp, \
+            running_stack(Path(tmp) / "stack") as stack, sync_playwright() as pw:
+        y4m = make_y4m(out / "cam.y4m")
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(y4m))
+        watch = Watch()
+        try:
+            run(stack, browser, watch, out, result)
+        finally:
+            result["outside_requests"] = watch.outside()
+            result["page_errors"] = watch.page_errors
+            with contextlib.suppress(Exception):  # the scenario's own error wins
+                browser.close()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(scenario_main(browse))

@@ -6,14 +6,19 @@ as subprocesses, the fake camera y4m, and Chromium with the flags from DESIGN.md
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -148,3 +153,26 @@ def running_stack(folder: Path, offer_timeout_s: float = 4.0) -> Iterator[Stack]
             yield stack
         finally:
             stack.stop_all()
+
+
+def scenario_main(run: Callable[[Path, dict[str, Any]], None]) -> int:
+    """`python -m tests.e2e.NAME --out DIR`: `run(out, result)` in this process's private
+    network namespace, then DIR/result.json for the pytest side: what the scenario saw
+    (filled in as it goes), `ok`, or the error and its trace."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    out: Path = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"ok": False}
+    started = time.monotonic()
+    try:
+        in_private_netns()
+        run(out, result)
+        result["ok"] = True
+    except Exception as exc:  # the pytest side shows this message
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        result["trace"] = traceback.format_exc()
+        print(result["error"], file=sys.stderr)
+    result["wall_s"] = round(time.monotonic() - started, 1)
+    (out / "result.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
+    return 0 if result["ok"] else 1
