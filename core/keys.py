@@ -129,8 +129,13 @@ def media_worker_calls(worker_id: str) -> str:
     return f"{PREFIX}media:worker:{worker_id}:calls"
 
 
+# An ended call's live hashes stay this long (a late rating, a reconnecting page), then go.
+ENDED_CALL_TTL_S = 86400
+
+
 def media_call(call_id: str) -> str:
-    """Hash of one call's media side: worker, names for the watermark, state."""
+    """Hash of one call's media side: worker, names for the watermark, state (expires
+    ENDED_CALL_TTL_S after the call left the active state)."""
     return f"{PREFIX}media:call:{call_id}"
 
 

@@ -157,7 +157,11 @@ async def placed_call(redis: aioredis.Redis, call_id: str) -> PlacedCall | None:
 
 async def set_call_state(redis: aioredis.Redis, call_id: str, state: CallState,
                          reason: str) -> None:
-    await redis.hset(keys.media_call(call_id), mapping={"state": state.value, "reason": reason})
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(keys.media_call(call_id), mapping={"state": state.value, "reason": reason})
+        if state != CallState.ACTIVE:
+            pipe.expire(keys.media_call(call_id), keys.ENDED_CALL_TTL_S)
+        await pipe.execute()
 
 
 async def adopt_call(redis: aioredis.Redis, worker_id: str, call_id: str) -> None:
@@ -171,6 +175,7 @@ async def call_ended_here(redis: aioredis.Redis, worker_id: str, call_id: str, r
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(keys.media_call(call_id),
                   mapping={"state": CallState.ENDED.value, "reason": reason})
+        pipe.expire(keys.media_call(call_id), keys.ENDED_CALL_TTL_S)
         pipe.srem(keys.media_worker_calls(worker_id), call_id)
         if notify:
             pipe.rpush(keys.media_ended(), json.dumps({"call_id": call_id, "reason": reason}))

@@ -6,6 +6,8 @@ caller. Scripts return whether they applied, so a caller that loses a race re-re
 
 from __future__ import annotations
 
+from core import keys
+
 HANDLE_TIMES_KEPT = 50
 
 # A ticket unless the terminal holds a live one (then that ticket's id is returned).
@@ -234,7 +236,7 @@ END_CALL = f"""
 if redis.call('HGET', KEYS[3], 'state') ~= 'active' then return 0 end
 local started = tonumber(redis.call('HGET', KEYS[3], 'started_at'))
 redis.call('HSET', KEYS[3], 'state', 'ended', 'ended_at', ARGV[2], 'end_reason', ARGV[4])
-redis.call('EXPIRE', KEYS[3], 86400)
+redis.call('EXPIRE', KEYS[3], {keys.ENDED_CALL_TTL_S})
 if redis.call('HGET', KEYS[1], 'call_id') == ARGV[1] then
   redis.call('HSET', KEYS[1], 'state', 'wrap_up', 'call_id', '', 'wrapup_until', ARGV[3])
   redis.call('ZADD', KEYS[2], ARGV[3], redis.call('HGET', KEYS[1], 'username'))

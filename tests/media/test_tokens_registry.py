@@ -11,7 +11,19 @@ import redis.asyncio as aioredis
 
 from core.evidence import GENESIS, chain_hash
 from core.jointoken import JoinClaims, JoinTokenError, mint, turn_credentials, verify
-from core.worker_registry import WorkerInfo, live_workers, load_figure, pick_worker, register
+from core import keys
+from core.states import CallState
+from core.worker_registry import (
+    PlacedCall,
+    WorkerInfo,
+    call_ended_here,
+    live_workers,
+    load_figure,
+    pick_worker,
+    place_call,
+    register,
+    set_call_state,
+)
 from media.recording import verify_chain
 
 SECRET = "s3cret"
@@ -61,6 +73,19 @@ async def test_registry_lists_live_and_expired_workers(redis: aioredis.Redis) ->
         pass
     live, dead = await live_workers(redis)
     assert [w.worker_id for w in live] == ["live"] and dead == ["gone"]
+
+
+async def test_an_ended_calls_media_record_expires(redis: aioredis.Redis) -> None:
+    # A soak found these kept for ever: one hash per call ever placed.
+    for call_id in ("call-a", "call-b", "call-c"):
+        await place_call(redis, PlacedCall(call_id, "w1", "http://w1", CallState.ACTIVE))
+    assert await redis.ttl(keys.media_call("call-a")) == -1  # a live call never expires
+    await set_call_state(redis, "call-a", CallState.ENDING, "hangup")
+    await set_call_state(redis, "call-b", CallState.FAILED, "media_failed")
+    await call_ended_here(redis, "w1", "call-c", "hangup", notify=False)
+    for call_id in ("call-a", "call-b", "call-c"):
+        ttl = await redis.ttl(keys.media_call(call_id))
+        assert 0 < ttl <= keys.ENDED_CALL_TTL_S, (call_id, ttl)
 
 
 def test_hash_chain_detects_a_changed_or_missing_segment() -> None:
