@@ -17,6 +17,7 @@ import numpy.typing as npt
 from av import VideoFrame
 from PIL import Image
 
+from media.frames import pixels
 from verify.sharpness import laplacian_variance
 
 THUMB_WIDTH = 240
@@ -55,10 +56,10 @@ def pick_sharpest(frames: list[VideoFrame]) -> Still | None:
     """Runs in a thread: score every frame, encode the best at full resolution."""
     best: tuple[float, npt.NDArray[np.uint8]] | None = None
     for frame in frames:
-        gray = np.asarray(frame.to_ndarray(format="gray"), dtype=np.uint8)
+        gray = pixels(frame, "gray")
         score = laplacian_variance(gray)
         if best is None or score > best[0]:
-            best = (score, np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
+            best = (score, pixels(frame, "rgb24"))
     if best is None:
         return None
     score, rgb = best

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 from av import VideoFrame
-from av.video.reformatter import VideoReformatter
 from numpy.typing import NDArray
 from pydantic import BaseModel
 from sqlalchemy import insert
@@ -33,6 +32,7 @@ from core.media_tables import scans
 from core.messages import DocGuidance, DocPanelClosed, DocScanResult, DocTakeStill
 from media.call import Call
 from media.doc_capture_jobs import FrameSample, StillCheck, check_still, image_format, sample_frame
+from media.frames import pixels
 from media.hub import Hub, HubError
 from media.notices import EVERYONE, tell
 from verify import doc_guidance as guide
@@ -351,15 +351,11 @@ class DocCapture:
 
 
 def bgr_of(frame: VideoFrame) -> NDArray[np.uint8]:
-    """The frame as BGR through a converter of our own: the recorder converts the same frame
-    in its thread, and one frame's cached converter is not safe to share between threads."""
-    converted = VideoReformatter().reformat(frame, format="bgr24")
-    return np.asarray(converted.to_ndarray(), np.uint8)
+    return pixels(frame, "bgr24")
 
 
 def thumb_of(frame: VideoFrame) -> NDArray[np.uint8]:
-    small = VideoReformatter().reformat(frame, width=THUMB[0], height=THUMB[1], format="gray")
-    return np.asarray(small.to_ndarray(), np.uint8)
+    return pixels(frame, "gray", THUMB[0], THUMB[1])
 
 
 def unchanged(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> bool:

@@ -35,6 +35,7 @@ from core.messages import IdentityDone, IdentityEvidence, IdentityResult, Identi
 from core.pii import keys_for, mask_id_number
 from core.worker_registry import placed_call
 from media.call import Call
+from media.frames import pixels
 from media.notices import CLERKS, EVERYONE, Roles, tell
 from media.verification_pool import PoolBusy, PoolTimeout
 from verify.face_match import LiveFace, decide_encoded
@@ -111,7 +112,7 @@ class Attempt:
 
 
 def _rgb(frame: VideoFrame) -> RGB:
-    return np.ascontiguousarray(frame.to_ndarray(format="rgb24"), np.uint8)
+    return pixels(frame, "rgb24")
 
 
 def _jpeg(image: RGB) -> bytes:
@@ -294,6 +295,9 @@ class IdentityChecks:
                 if sample.guidance == CardGuidance.TAKEN and sample.portrait is not None:
                     attempt.timings["card_taken_s"] = round(
                         time.monotonic() - (steady_at or now), 3)
+                    log.info("identity card taken", extra={
+                        "call": attempt.call.call_id, "attempt": attempt.number,
+                        "card_taken_s": attempt.timings["card_taken_s"]})
                     await self._step(attempt, "card", PROMPT_CARD, GUIDANCE_TEXT[
                         CardGuidance.TAKEN], None)
                     await self._keep(attempt, "card", sample.card)
@@ -355,6 +359,10 @@ class IdentityChecks:
                 done = len(verdict.completed)
                 if (verdict.prompt, done) != shown:
                     shown = (verdict.prompt, done)
+                    log.info("identity prompt", extra={
+                        "call": attempt.call.call_id, "attempt": attempt.number,
+                        "prompt": verdict.prompt, "done": done, "faces": n,
+                        "size": f"{image.shape[1]}x{image.shape[0]}"})
                     move = challenge[done] if done < len(challenge) else None
                     words = MOVE_WORDS.get(move or "", verdict.prompt) if verdict.prompt in \
                         PROMPTS.values() else verdict.prompt
@@ -365,6 +373,9 @@ class IdentityChecks:
             await asyncio.sleep(max(0.0, self.times.face_every_s - (time.monotonic() - now)))
         attempt.timings["challenge_end"] = time.monotonic()
         attempt.timings["liveness_s"] = round(time.monotonic() - started, 3)
+        log.info("identity liveness ended", extra={
+            "call": attempt.call.call_id, "attempt": attempt.number, "status": verdict.status,
+            "reason": verdict.reason, "done": len(verdict.completed), "frames": counts})
         if counts["one"] + counts["several"] + counts["none"] == 0:
             raise CheckAborted(REASON_NO_FACE_FRAMES)
         return faces, verdict, {**counts, "challenge": challenge}  # type: ignore[dict-item]
@@ -399,6 +410,9 @@ class IdentityChecks:
                                         self.hub.settings.face_match)
         verdict = combine(match, liveness, counts["one"], counts["several"])
         decided = VERDICTS[verdict.decision]
+        log.info("identity decided", extra={
+            "call": attempt.call.call_id, "attempt": attempt.number, "verdict": decided.value,
+            "distance": match.distance, "number": number.get("status")})
         attempt.timings["verdict_after_challenge_s"] = round(
             time.monotonic() - attempt.timings.pop("challenge_end"), 3)
         attempt.timings["total_s"] = round(time.monotonic() - attempt.started, 3)
@@ -441,6 +455,8 @@ class IdentityChecks:
                 for i, e in enumerate(attempt.evidence)]
 
     async def _abort(self, attempt: Attempt, reason: str) -> None:
+        log.info("identity attempt ended early", extra={
+            "call": attempt.call.call_id, "attempt": attempt.number, "reason": reason})
         attempt.timings["total_s"] = round(time.monotonic() - attempt.started, 3)
         attempt.timings.pop("challenge_end", None)
         try:

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
+from av.video.reformatter import VideoReformatter
 
 from core.evidence import GENESIS, chain_hash, file_sha256
 from media.composite import (
@@ -40,6 +41,7 @@ from media.composite import (
     gap_tile,
     watermark_i420,
 )
+from media.frames import pixels
 from media.slots import Slot
 
 log = logging.getLogger(__name__)
@@ -210,6 +212,7 @@ class Recorder:
         self.first_seq = first_seq  # segments an earlier worker recorded of this call
         self._on_segment = on_segment
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
+        self._converters: dict[str, VideoReformatter] = {}  # used by the pool's one thread
         self._latest: dict[str, VideoFrame] = {}
         self._seen_at: dict[str, float] = {}  # loop time of each camera's latest frame
         self._mics: dict[str, _Mic] = {name: _Mic() for name in AUDIO_SLOTS}
@@ -310,9 +313,10 @@ class Recorder:
             frame = frames.get(name)
             if frame is None:
                 return None
-            # One swscale pass straight to the box size, staying in the decoder's YUV.
-            small = frame.reformat(width=box[2], height=box[3], format="yuv420p")
-            return np.asarray(small.to_ndarray(), dtype=np.uint8)
+            # One swscale pass straight to the box size, staying in the decoder's YUV, with
+            # this recorder's own converter (its thread is the only one using it).
+            converter = self._converters.setdefault(name, VideoReformatter())
+            return pixels(frame, "yuv420p", box[2], box[3], converter)
 
         mark = watermark_i420(self._watermark.lines(wall))
         picture = compose(scaled("terminal.face", FACE_BOX),
