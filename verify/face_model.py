@@ -56,6 +56,13 @@ class FivePoints:
     def _centres(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         return np.mean(self.eye_a, axis=0), np.mean(self.eye_b, axis=0)
 
+    def scaled(self, factor: float) -> FivePoints:
+        def s(p: Point) -> Point:
+            return (p[0] * factor, p[1] * factor)
+
+        return FivePoints((s(self.eye_a[0]), s(self.eye_a[1])),
+                          (s(self.eye_b[0]), s(self.eye_b[1])), s(self.nose))
+
     @property
     def eye_distance(self) -> float:
         a, b = self._centres

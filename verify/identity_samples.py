@@ -21,7 +21,7 @@ from verify.face_match import LiveFace
 from verify.face_model import RGB
 from verify.face_quality import GatedFrame, first_failed_gate, measure
 from verify.id_ocr import IdNumberReading, read_id_number
-from verify.liveness import LivenessFrame, _digest, _thumb
+from verify.liveness import LivenessFrame, _digest, _thumb, frame_points
 from verify.portrait import IdPortrait, extract_portrait, find_card, rectify
 from verify.sharpness import laplacian_variance
 
@@ -107,5 +107,6 @@ def face_sample(image: RGB, t: float, config: FaceMatchConfig, encode: bool) -> 
     gated = GatedFrame(first_failed_gate(m, config), box, points, shape, m, faces=1)
     encoding = face_model.encode(image, shape, config.live_jitters) if (
         encode and gated.ok) else None
-    return FaceSample(LivenessFrame(t, 1, points, _thumb(image, points), digest),
+    return FaceSample(LivenessFrame(t, 1, frame_points(points, image.shape[1]),
+                                    _thumb(image, points), digest),
                       LiveFace(replace(gated, shape=None), encoding))

@@ -106,6 +106,15 @@ def _thumb(image: RGB, points: FivePoints) -> npt.NDArray[np.float32]:
     return np.asarray(cv2.GaussianBlur(aligned, (0, 0), 1.2), np.float32)
 
 
+# Points are kept in units of a frame this wide: WebRTC changes the video's size with the
+# bandwidth during a check, and the eye distance compared with the baseline must not.
+REFERENCE_WIDTH = 640.0
+
+
+def frame_points(points: FivePoints, image_width: int) -> FivePoints:
+    return points.scaled(REFERENCE_WIDTH / max(image_width, 1))
+
+
 def observe(image: RGB, t: float, detect_width: int = 640) -> LivenessFrame:
     """Detect and landmark one frame (dlib) into what the state machine consumes."""
     from verify import face_model
@@ -114,7 +123,8 @@ def observe(image: RGB, t: float, detect_width: int = 640) -> LivenessFrame:
     if len(boxes) != 1:
         return LivenessFrame(t, len(boxes), None, None, _digest(image))
     _, points = face_model.landmarks(image, boxes[0])
-    return LivenessFrame(t, 1, points, _thumb(image, points), _digest(image))
+    return LivenessFrame(t, 1, frame_points(points, image.shape[1]), _thumb(image, points),
+                         _digest(image))
 
 
 @dataclass
