@@ -412,7 +412,8 @@ class IdentityChecks:
         decided = VERDICTS[verdict.decision]
         log.info("identity decided", extra={
             "call": attempt.call.call_id, "attempt": attempt.number, "verdict": decided.value,
-            "distance": match.distance, "number": number.get("status")})
+            "distance": None if match.distance is None else round(match.distance, 3),
+            "number": number.get("status")})
         attempt.timings["verdict_after_challenge_s"] = round(
             time.monotonic() - attempt.timings.pop("challenge_end"), 3)
         attempt.timings["total_s"] = round(time.monotonic() - attempt.started, 3)
