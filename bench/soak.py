@@ -8,7 +8,9 @@ accept, hold the call 3-9 s, hang up and wrap up. Each worker carries `--media-c
 real recorded calls at a time (bench/calls.py's peers: two 640x480 VP8 videos + audio and
 the clerk's), each a minute long, one after the other. Every minute: RSS and open files of
 every process, Redis keys and memory, PostgreSQL connections, ready → offer p50/p99 of
-that minute. Prints a table per 5 minutes; last line: JSON.
+that minute. The kiosks' and the media peers' processes run at nice 19 (on a deployment they
+are other machines). Prints a table per 5 minutes; last line: JSON. `--keep-logs DIR` keeps
+every process's log.
 
     .venv/bin/python bench/soak.py [--minutes 30] [--media-calls 1]
 """
@@ -57,39 +59,61 @@ async def terminals_loop(url: str, sids: list[str], seed: int) -> None:
     rng = random.Random(seed)
     gate = asyncio.Semaphore(20)
     stop = asyncio.Event()
-    stats = {"calls": 0, "errors": 0, "reconnects": 0}
+    stats: dict[str, int] = {"calls": 0, "errors": 0, "reconnects": 0}
 
     async def one(i: int, sid: str) -> None:
-        item = ITEMS[i % len(ITEMS)]
+        # Like the kiosk page: whatever ends a socket, count it and connect again.
         while not stop.is_set():
-            async with gate:
-                client = aiohttp.ClientSession(headers={"Cookie": f"{COOKIE}={sid}"})
-                try:
-                    ws = await client.ws_connect(f"{url}/ws", heartbeat=None, max_msg_size=0)
-                except aiohttp.ClientError:
-                    await client.close()
-                    stats["reconnects"] += 1
-                    await asyncio.sleep(1)
-                    continue
             try:
-                await ws.send_str(json.dumps({"type": "join_queue", "item_code": item}))
-                async for frame in ws:
-                    msg = json.loads(frame.data)
-                    if msg["type"] == "error" and msg["code"] not in ("rate_limited",):
-                        stats["errors"] += 1
-                    elif msg["type"] == "call_assigned":
-                        stats["calls"] += 1
-                    elif msg["type"] in ("call_ended", "left_queue"):
-                        await asyncio.sleep(rng.uniform(1.0, 5.0))  # then back in line
-                        await ws.send_str(json.dumps({"type": "join_queue",
-                                                      "item_code": item}))
-            finally:
-                await ws.close()
-                await client.close()
+                await session(i, sid)
+            except (aiohttp.ClientError, ConnectionError, TimeoutError, TypeError,
+                    ValueError, KeyError) as exc:
+                code = f"lost_{type(exc).__name__}"
+                stats[code] = stats.get(code, 0) + 1
+                await asyncio.sleep(1)
             if not stop.is_set():
                 stats["reconnects"] += 1
 
+    async def session(i: int, sid: str) -> None:
+        item = ITEMS[i % len(ITEMS)]
+        async with gate:
+            client = aiohttp.ClientSession(headers={"Cookie": f"{COOKIE}={sid}"})
+            try:
+                async with asyncio.timeout(30):
+                    ws = await client.ws_connect(f"{url}/ws", heartbeat=None, max_msg_size=0)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                code = f"connect_{getattr(exc, 'status', type(exc).__name__)}"
+                stats[code] = stats.get(code, 0) + 1
+                await client.close()
+                return
+        try:
+            await ws.send_str(json.dumps({"type": "join_queue", "item_code": item}))
+            async for frame in ws:
+                if frame.type != aiohttp.WSMsgType.TEXT:
+                    stats[f"frame_{frame.type.name}"] = stats.get(f"frame_{frame.type.name}", 0) + 1
+                    return
+                msg = json.loads(frame.data)
+                if msg["type"] == "error" and msg.get("code") not in ("rate_limited",):
+                    stats["errors"] += 1
+                    code = f"error_{msg.get('code')}"
+                    stats[code] = stats.get(code, 0) + 1
+                elif msg["type"] == "call_assigned":
+                    stats["calls"] += 1
+                elif msg["type"] in ("call_ended", "left_queue"):
+                    await asyncio.sleep(rng.uniform(1.0, 5.0))  # then back in line
+                    await ws.send_str(json.dumps({"type": "join_queue", "item_code": item}))
+            stats[f"closed_{ws.close_code}"] = stats.get(f"closed_{ws.close_code}", 0) + 1
+        finally:
+            await ws.close()
+            await client.close()
+
+    async def report() -> None:  # the soak keeps stderr in its logs
+        while True:
+            await asyncio.sleep(60)
+            print(f"holder {seed}: {json.dumps(stats)}", file=sys.stderr, flush=True)
+
     tasks = [asyncio.create_task(one(i, s)) for i, s in enumerate(sids)]
+    tasks.append(asyncio.create_task(report()))
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     stop.set()
@@ -99,12 +123,22 @@ async def terminals_loop(url: str, sids: list[str], seed: int) -> None:
     print(json.dumps(stats), flush=True)
 
 
+def load_generator() -> None:
+    """In a child that plays kiosks: it takes only the CPU the service leaves. On a
+    deployment these are the villages' own machines; here they share two cores with the
+    service, and at equal priority they starved it (load 12, every intent slow)."""
+    os.nice(19)
+    routing.raise_fd_limit()
+
+
 def start_holder(url: str, sids: list[str], folder: Path, seed: int) -> subprocess.Popen[str]:
     path = folder / f"sids-{seed}.json"
     path.write_text(json.dumps(sids))
     proc = subprocess.Popen([sys.executable, __file__, "--hold", str(path), "--url", url,
                              "--seed", str(seed)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True,
+                            stderr=(folder / f"holder{seed}.log").open("w"),
+                            preexec_fn=load_generator)
     assert proc.stdout is not None
     if not proc.stdout.readline().startswith("ready"):
         raise RuntimeError("a terminal holder did not start")
@@ -114,23 +148,44 @@ def start_holder(url: str, sids: list[str], folder: Path, seed: int) -> subproce
 # --- clerks -----------------------------------------------------------------------------
 
 
+class SocketClosed(ConnectionError):
+    """The clerk's websocket closed under it."""
+
+
 async def clerk_loop(url: str, sid: str, rng: random.Random, waits: list[tuple[float, float]],
                      stop: asyncio.Event, stats: dict[str, int]) -> None:
-    client, ws = await routing.connect_clerk(url, sid, asyncio.Semaphore(1))
+    """A clerk all along: a socket that closes is counted and opened again (a clerk's page
+    reconnects), so a drop shows in the figures instead of silently ending the clerk."""
+    while not stop.is_set():
+        try:
+            await clerk_session(url, sid, rng, waits, stop, stats)
+        except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+            stats["clerk_drops"] += 1
+            print(f"clerk socket lost: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            await asyncio.sleep(1)
+
+
+async def clerk_session(url: str, sid: str, rng: random.Random,
+                        waits: list[tuple[float, float]], stop: asyncio.Event,
+                        stats: dict[str, int]) -> None:
+    async with asyncio.timeout(30):
+        client, ws = await routing.connect_clerk(url, sid, asyncio.Semaphore(1))
     async with client:
         async def next_of(*kinds: str, wait: float) -> dict[str, Any] | None:
             try:
                 async with asyncio.timeout(wait):
                     while True:
-                        msg: dict[str, Any] = json.loads((await ws.receive()).data)
+                        frame = await ws.receive()
+                        if frame.type != aiohttp.WSMsgType.TEXT:
+                            raise SocketClosed(f"{frame.type.name} {ws.close_code}")
+                        msg: dict[str, Any] = json.loads(frame.data)
                         if msg["type"] == "error":
                             stats["errors"] += 1
+                            code = f"error_{msg.get('code')}"
+                            stats[code] = stats.get(code, 0) + 1
                         if msg["type"] in kinds:
                             return msg
             except TimeoutError:
-                return None
-            except (TypeError, ValueError):  # the socket closed
-                stats["errors"] += 1
                 return None
 
         await next_of("-", wait=rng.uniform(0.0, 5.0))
@@ -169,7 +224,8 @@ async def media_loop(worker_url: str, clips: Path, per_worker: int, stop: asynci
             call_id = f"soak-{slot}-{n}-{int(time.time())}"
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, str(ROOT / "bench" / "calls.py"), "--peer", worker_url,
-                call_id, "60", "2", str(clips), stdout=subprocess.PIPE, cwd=str(ROOT))
+                call_id, "60", "2", str(clips), stdout=subprocess.PIPE, cwd=str(ROOT),
+                preexec_fn=load_generator)
             await proc.communicate()
             await media_bench._stop(worker_url, call_id)
             stats["media_calls"] += 1
@@ -254,7 +310,7 @@ async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: st
                     skills=s, jurisdictions=["42"]) for u, s in skills.items()])
         waits: list[tuple[float, float]] = []
         stats = {"calls": 0, "no_applicant": 0, "accept_failed": 0, "errors": 0,
-                 "media_calls": 0, "media_errors": 0}
+                 "media_calls": 0, "media_errors": 0, "clerk_drops": 0}
         clips = folder / "clips.json"
         media_bench._write_clips(clips)
         clerks = [asyncio.create_task(clerk_loop(urls[i % 2], sid, random.Random(rng.random()),
@@ -274,7 +330,11 @@ async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: st
             got.update({"minute": minute, "offers": len(recent),
                         "p50_ms": round(routing.pct(recent, 50), 2),
                         "p99_ms": round(routing.pct(recent, 99), 2),
-                        "errors": stats["errors"], "media_calls": stats["media_calls"]})
+                        "errors": stats["errors"], "media_calls": stats["media_calls"],
+                        "clerk_drops": stats["clerk_drops"],
+                        "no_applicant": stats["no_applicant"],
+                        "accept_failed": stats["accept_failed"],
+                        "persistent_keys": await persistent_keys(redis_url)})
             minutes.append(got)
             print(json.dumps(got), flush=True)
         stop.set()
@@ -296,6 +356,7 @@ async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: st
             "clerks": args.clerks, "media_calls_per_worker": args.media_calls,
             "calls": stats["calls"], "media_calls": stats["media_calls"],
             "media_errors": stats["media_errors"], "errors": stats["errors"],
+            "stats": stats,
             "p99_ms_max_minute": max(p99s, default=None),
             "goal_p99_ms": GOAL_P99_MS,
             "goal_met": bool(p99s) and max(p99s) < GOAL_P99_MS and stats["errors"] == 0,
@@ -305,11 +366,24 @@ async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: st
             "pg_connections": [first["pg_connections"], last["pg_connections"]]}
 
 
+async def persistent_keys(redis_url: str) -> int:
+    """Keys with no expiry: these must stay flat (the rest go by their TTL)."""
+    r = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        count = 0
+        async for key in r.scan_iter(count=1000):
+            count += await r.ttl(key) == -1
+        return count
+    finally:
+        await r.aclose()
+
+
 def table(minutes: list[dict[str, Any]]) -> None:
     """One row per 5 minutes (and the last)."""
     cols = ["minute", "offers", "p50_ms", "p99_ms", "signaling1_rss_mib", "signaling2_rss_mib",
             "media1_rss_mib", "media2_rss_mib", "signaling1_fds", "media1_fds", "redis_keys",
-            "redis_mib", "pg_connections", "errors", "media_calls"]
+            "redis_mib", "persistent_keys", "pg_connections", "errors", "clerk_drops",
+            "media_calls"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for m in minutes:
@@ -324,6 +398,7 @@ def main() -> None:
     ap.add_argument("--clerks", type=int, default=200)
     ap.add_argument("--media-calls", type=int, default=1, help="real calls per worker")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--keep-logs", type=Path, help="copy the processes' logs here at the end")
     ap.add_argument("--hold", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -341,6 +416,10 @@ def main() -> None:
             upgrade(pg.url)
             result = asyncio.run(run(args, folder, redis_srv.url, pg.url))
     finally:
+        if args.keep_logs:
+            args.keep_logs.mkdir(parents=True, exist_ok=True)
+            for log_file in folder.glob("*.log"):
+                shutil.copy(log_file, args.keep_logs / log_file.name)
         shutil.rmtree(folder, ignore_errors=True)
     print(json.dumps(result, ensure_ascii=False))
 

@@ -47,6 +47,7 @@ log = logging.getLogger("signaling.ws")
 MAX_ID = 64  # as core.messages allows
 FLUSH_BEFORE_CLOSE_S = 2.0  # a flooding client still gets its errors before the close
 HARD_FRAME_LIMIT = 1024 * 1024  # beyond this aiohttp closes the socket (1009)
+HEARTBEAT_S = 10.0  # websocket ping interval; aiohttp waits half of it for the pong
 ABUSE_LIMIT = 200  # dropped messages before a flooding client is disconnected
 SLOW_INTENT_S = 0.25  # intents slower than this are logged
 
@@ -150,7 +151,9 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
         raise http_error(web.HTTPForbidden, "forbidden", "只有终端、坐席和审批人员可以连接")
     settings = request.app[SETTINGS]
     node = request.app[NODE]
-    ws = web.WebSocketResponse(heartbeat=5.0, max_msg_size=HARD_FRAME_LIMIT)
+    # A ping after 10 s of silence and 5 s for its pong: a village link's delay spikes (and
+    # a busy kiosk) must not drop the socket, as 2.5 s did in the soak; a dead one goes in 15 s.
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=HARD_FRAME_LIMIT)
     await ws.prepare(request)
     target = f"{session.role}:{session.who}"
     conn = Connection(ws, secrets.token_hex(8), target)
