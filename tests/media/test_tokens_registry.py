@@ -9,9 +9,9 @@ import hmac
 import pytest
 import redis.asyncio as aioredis
 
+from core import keys
 from core.evidence import GENESIS, chain_hash
 from core.jointoken import JoinClaims, JoinTokenError, mint, turn_credentials, verify
-from core import keys
 from core.states import CallState
 from core.worker_registry import (
     PlacedCall,
