@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from datetime import date
 from typing import Any
 
+import psutil  # type: ignore[import-untyped]
 import pytest
 
+from core.settings import ROOT
 from media.app import HUB
 from media.call import Call
-from media.verification_pool import PoolBusy, VerificationPool
+from media.verification_pool import POOL_NICENESS, PoolBusy, VerificationPool
 from signaling.placement import CallStart, WorkerPlacement
 from tests.media.conftest import Worker
 from verify.idnumber import check_id_number
@@ -33,6 +36,29 @@ async def test_jobs_run_in_a_warm_pool_and_a_full_queue_refuses_at_once() -> Non
         assert pool.cpu_seconds() > 0  # the spawned process loaded the models
     finally:
         await pool.stop()
+
+
+async def test_pool_processes_yield_to_the_worker_and_die_with_it() -> None:
+    # A worker that died left its pool (models loaded) running; and the pool's dlib work
+    # must not take the CPU the calls' video needs.
+    script = (
+        "import asyncio, os, psutil\n"
+        "from media.verification_pool import VerificationPool\n"
+        "async def main():\n"
+        "    pool = VerificationPool(processes=1, max_pending=1)\n"
+        "    await pool.start()\n"
+        "    print(pool._pids[0], psutil.Process(pool._pids[0]).nice(), flush=True)\n"
+        "    os._exit(9)  # dies without stopping its pool\n"
+        "asyncio.run(main())\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, cwd=str(ROOT), stdout=asyncio.subprocess.PIPE)
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    pid, nice = (int(v) for v in out.split())
+    assert nice >= POOL_NICENESS
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the pool process outlived its worker"
+        await asyncio.sleep(0.1)
 
 
 async def test_signaling_forwards_a_call_action_to_the_worker(
