@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import faulthandler
 import json
 import os
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,21 +84,12 @@ def _cpu(proc: psutil.Process) -> float:
     return total
 
 
-async def _one_check(url: str, redis: aioredis.Redis, engine: Any, heads: dict[str, Any],
-                     face: Any, card: Any, n: int) -> dict[str, Any]:
-    from tests.media.identity_peers import Notices, ScriptedTrack
-    from tests.media.peers import (
-        ToneTrack,
-        clerk_lines,
-        colour_track,
-        join,
-        terminal_lines,
-        until,
-    )
-
-    call_id = f"bench-identity-{n}-{int(time.time())}"
-    face_track = ScriptedTrack(face.neutral)
-    document = ScriptedTrack([card], fps=10)
+@contextlib.asynccontextmanager
+async def _kiosk_call(url: str, call_id: str, face_track: Any, document: Any
+                      ) -> AsyncIterator[Callable[[str, Any], str]]:
+    """A call like the checked one — its kiosk (face, card, tone) and clerk joined from
+    this process — stopped on the way out; yields the call's token maker."""
+    from tests.media.peers import ToneTrack, clerk_lines, colour_track, join, terminal_lines
 
     def token(pid: str, role: Any) -> str:
         return mint(SECRET, JoinClaims(call_id, pid, role, time.time() + 600,
@@ -108,6 +101,24 @@ async def _one_check(url: str, redis: aioredis.Redis, engine: Any, heads: dict[s
                        clerk_lines(colour_track((30, 200, 30)), ToneTrack(1000)))
     try:
         await asyncio.sleep(2.0)  # the call settles (key frames, bitrate)
+        yield token
+    finally:
+        await terminal.close()
+        await clerk.close()
+        async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http, http.post(
+            f"{url}/calls/{call_id}/stop",
+            headers={"Authorization": "Bearer " + token("signaling", "control")}) as resp:
+            await resp.read()
+
+
+async def _one_check(url: str, redis: aioredis.Redis, engine: Any, heads: dict[str, Any],
+                     face: Any, card: Any, n: int) -> dict[str, Any]:
+    from tests.media.identity_peers import Notices, ScriptedTrack
+    from tests.media.peers import until
+
+    call_id = f"bench-identity-{n}-{int(time.time())}"
+    face_track = ScriptedTrack(face.neutral)
+    async with _kiosk_call(url, call_id, face_track, ScriptedTrack([card], fps=10)) as token:
         async with Notices(redis, follow=(face_track, face)) as notices:
             async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http, http.post(
                 f"{url}/calls/{call_id}/actions/identity.start",
@@ -130,13 +141,6 @@ async def _one_check(url: str, redis: aioredis.Redis, engine: Any, heads: dict[s
                 "verdict_after_challenge_s": timings.get("verdict_after_challenge_s"),
                 "liveness_s": timings.get("liveness_s"), "total_s": timings.get("total_s"),
                 "reasons": result.get("reasons", [])}
-    finally:
-        await terminal.close()
-        await clerk.close()
-        async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http, http.post(
-            f"{url}/calls/{call_id}/stop",
-            headers={"Authorization": "Bearer " + token("signaling", "control")}) as resp:
-            await resp.read()
 
 
 async def _other_calls_alone(url: str, clips: Path, seconds: float) -> dict[str, Any]:
@@ -162,28 +166,10 @@ async def _with_third_call(url: str, clips: Path, face: Any, card: Any,
     a check adds over its call's own load (on a 2-core machine the checked call's peers run
     in this process and take their share too)."""
     from tests.media.identity_peers import ScriptedTrack
-    from tests.media.peers import ToneTrack, clerk_lines, colour_track, join, terminal_lines
 
-    call_id = f"bench-third-{int(time.time())}"
-
-    def token(pid: str, role: Any) -> str:
-        return mint(SECRET, JoinClaims(call_id, pid, role, time.time() + 600,
-                                       issued_at=time.time()))
-
-    terminal = await join(url, call_id, token("T-bench", "terminal"), terminal_lines(
-        ScriptedTrack(face.neutral), ScriptedTrack([card], fps=10), ToneTrack(440)))
-    clerk = await join(url, call_id, token("clerk-bench", "clerk"),
-                       clerk_lines(colour_track((30, 200, 30)), ToneTrack(1000)))
-    try:
-        await asyncio.sleep(2.0)
+    async with _kiosk_call(url, f"bench-third-{int(time.time())}", ScriptedTrack(face.neutral),
+                           ScriptedTrack([card], fps=10)):
         return await _other_calls_alone(url, clips, seconds)
-    finally:
-        await terminal.close()
-        await clerk.close()
-        async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as http, http.post(
-            f"{url}/calls/{call_id}/stop",
-            headers={"Authorization": "Bearer " + token("signaling", "control")}) as resp:
-            await resp.read()
 
 
 async def _measure(url: str, redis_url: str, db_url: str, worker: psutil.Process,

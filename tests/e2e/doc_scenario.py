@@ -27,6 +27,7 @@ from tests.e2e.pages import (
     clerk_ready,
     frames_advance,
     kiosk_join,
+    open_case_as_reviewer,
     open_clerk,
     open_kiosk,
     verify_by_hand,
@@ -128,13 +129,7 @@ class DocScenario:
         case_no = found.group(1)
         r["case_no"] = case_no
         # The reviewer of the item's group opens the case: pages and the PDF.
-        reviewer.goto(f"{self.stack.base_url}/reviewer/")
-        reviewer.wait_for_selector("#login:not([hidden])")
-        reviewer.fill("input[name=username]", "reviewer_town")
-        reviewer.fill("input[name=password]", "demo1234")
-        reviewer.click("#login-form button[type=submit]")
-        reviewer.wait_for_selector("#desk:not([hidden])")
-        reviewer.click(f"#waiting li:has-text('{case_no}')")
+        open_case_as_reviewer(reviewer, self.stack.base_url, case_no)
         reviewer.wait_for_selector("#d-pages img.page", timeout=20000)
         wait_until("pages decoded", lambda: reviewer.evaluate(
             "[...document.querySelectorAll('#d-pages img.page')]"

@@ -31,6 +31,7 @@ from tests.e2e.pages import (
     clerk_ready,
     frames_advance,
     kiosk_join,
+    open_case_as_reviewer,
     open_clerk,
     open_kiosk,
     wait_offer,
@@ -130,13 +131,7 @@ class IdentityScenario:
         assert found, clerk.inner_text("#case-result")
         r["case_no"] = found.group(1)
 
-        reviewer.goto(f"{self.stack.base_url}/reviewer/")
-        reviewer.wait_for_selector("#login:not([hidden])")
-        reviewer.fill("input[name=username]", "reviewer_town")
-        reviewer.fill("input[name=password]", "demo1234")
-        reviewer.click("#login-form button[type=submit]")
-        reviewer.wait_for_selector("#desk:not([hidden])")
-        reviewer.click(f"#waiting li:has-text('{r['case_no']}')")
+        open_case_as_reviewer(reviewer, self.stack.base_url, r["case_no"])
         reviewer.wait_for_selector("#d-verification li", timeout=20000)
         wait_until("the reviewer's evidence pictures", lambda: reviewer.evaluate(
             "[...document.querySelectorAll('#d-verification img')]"

@@ -82,6 +82,18 @@ def open_clerk(context: BrowserContext, base: str, username: str = "clerk1") -> 
     return page
 
 
+def open_case_as_reviewer(page: Page, base: str, case_no: str,
+                          username: str = "reviewer_town") -> None:
+    """Log the reviewer in on `page` and open the case from the waiting list."""
+    page.goto(f"{base}/reviewer/")
+    page.wait_for_selector("#login:not([hidden])")
+    page.fill("#login-form input[name=username]", username)
+    page.fill("#login-form input[name=password]", "demo1234")
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#desk:not([hidden])")
+    page.click(f"#waiting li:has-text('{case_no}')")
+
+
 def kiosk_join(kiosk: Page, words: str = "交养老保险") -> None:
     kiosk.fill("#search", words)
     kiosk.click("#search-form button[type=submit]")

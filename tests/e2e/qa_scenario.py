@@ -30,7 +30,7 @@ from core.records import make_engine
 from core.settings import Settings
 from signaling.policy import ROUTES
 from testkit.recordings import RecordedCall, make_recorded_call
-from tests.e2e.pages import Watch, wait_until
+from tests.e2e.pages import Watch, open_case_as_reviewer, wait_until
 from tests.e2e.stack import (
     CHROMIUM,
     TERMINAL_TOKEN,
@@ -148,13 +148,8 @@ def run(stack: Stack, call: RecordedCall, out: Path, result: dict[str, Any], wat
     rev_ctx.set_default_timeout(15000)
     watch.attach(rev_ctx)
     reviewer = rev_ctx.new_page()
-    reviewer.goto(f"{stack.base_url}/reviewer/")
-    reviewer.wait_for_selector("#login:not([hidden])")
-    reviewer.fill("#login-form input[name=username]", "reviewer_town")
-    reviewer.fill("#login-form input[name=password]", "demo1234")
-    reviewer.click("#login-form button[type=submit]")
     # Opened from the department's list it is not yet assigned: the page says to claim it.
-    reviewer.click(f"#waiting li:has-text('{call.case_no}')")
+    open_case_as_reviewer(reviewer, stack.base_url, call.case_no or "")
     reviewer.wait_for_selector("#decide-claim-hint:not([hidden])")
     result["reviewer_decide_hidden_before_claim"] = reviewer.is_hidden("#decide")
     reviewer.click("#claim")

@@ -4,40 +4,18 @@ flattened pages and the PDF (issue 14)."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.settings import ROOT
+from tests.e2e.run import run_scenario
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian chromium not installed (scripts/setup.sh installs it)")
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("needs root and unshare for a private network namespace")
-    out = tmp_path_factory.mktemp("e2e-doc")
-    proc = subprocess.run(
-        ["unshare", "-n", "--", sys.executable, "-m", "tests.e2e.doc_scenario", "--out",
-         str(out)], cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
-    result_file = out / "result.json"
-    if not result_file.exists():
-        pytest.fail(f"the scenario wrote no result (exit {proc.returncode}):\n"
-                    f"{proc.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(result_file.read_text())
-    if not result.get("ok"):
-        pytest.fail(f"browser scenario failed: {result.get('error')}\n{result.get('trace', '')}"
-                    f"\nscreenshots in {out / 'screens'}")
-    return result
+    return run_scenario("doc_scenario", tmp_path_factory.mktemp("e2e-doc"), 240)
 
 
 def test_two_materials_one_of_two_pages_with_guidance_on_both_sides(

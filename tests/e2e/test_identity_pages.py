@@ -5,45 +5,20 @@ bound verification and shown to the reviewer."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.settings import ROOT
-from tests.e2e.stack import FACES
+from tests.e2e.run import run_scenario
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(360)]
 
 
 @pytest.fixture(scope="module")
 def visit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian chromium not installed (scripts/setup.sh installs it)")
-    if not FACES.is_dir():
-        pytest.skip(f"test faces not found at {FACES} (see ../shared/testdata/README.md)")
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("needs root and unshare for a private network namespace")
-    out = tmp_path_factory.mktemp("e2e-identity")
-    proc = subprocess.run(
-        ["unshare", "-n", "--", sys.executable, "-m", "tests.e2e.identity_scenario", "--out",
-         str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
-    result_file = out / "result.json"
-    if not result_file.exists():
-        pytest.fail(f"the scenario wrote no result (exit {proc.returncode}):\n"
-                    f"{proc.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(result_file.read_text())
-    if not result.get("ok"):
-        pytest.fail(f"browser scenario failed: {result.get('error')}\n{result.get('trace', '')}"
-                    f"\nseen: {result.get('kiosk_seen')} moves: {result.get('moves_played')}"
-                    f"\nscreenshots in {out / 'screens'}")
-    return result
+    return run_scenario("identity_scenario", tmp_path_factory.mktemp("e2e-identity"), 300,
+                        needs_faces=True)
 
 
 def test_the_kiosk_leads_the_applicant_through_card_and_moves(visit: dict[str, Any]) -> None:

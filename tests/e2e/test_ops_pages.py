@@ -5,40 +5,18 @@ admin creates a clerk who takes a call from a terminal enrolled with a one-time 
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.settings import ROOT
+from tests.e2e.run import run_scenario
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
 def ops_visit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian chromium not installed (scripts/setup.sh installs it)")
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("needs root and unshare for a private network namespace")
-    out = tmp_path_factory.mktemp("e2e-ops")
-    proc = subprocess.run(
-        ["unshare", "-n", "--", sys.executable, "-m", "tests.e2e.ops_scenario", "--out",
-         str(out)], cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
-    result_file = out / "result.json"
-    if not result_file.exists():
-        pytest.fail(f"the ops scenario wrote no result (exit {proc.returncode}):\n"
-                    f"{proc.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(result_file.read_text())
-    if not result.get("ok"):
-        pytest.fail(f"ops browser scenario failed: {result.get('error')}\n"
-                    f"{result.get('trace', '')}\nscreens in {out / 'screens'}")
-    return result
+    return run_scenario("ops_scenario", tmp_path_factory.mktemp("e2e-ops"), 240)
 
 
 def test_the_supervisor_page_follows_the_queue_and_the_clerks(ops_visit: dict[str, Any]

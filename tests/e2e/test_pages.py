@@ -6,18 +6,12 @@ worker and Chromium all inside it); this side checks what a person would have se
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.settings import ROOT
-from tests.e2e.stack import FACES
+from tests.e2e.run import run_scenario
 
 # One scenario (about 40 s here) runs in the module fixture, inside the first test's time.
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -25,26 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
 @pytest.fixture(scope="module")
 def visit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    if not FACES.is_dir():
-        pytest.skip(f"test faces not found at {FACES} (see ../shared/testdata/README.md)")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian chromium not installed (scripts/setup.sh installs it)")
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("needs root and unshare for a private network namespace")
-    out = tmp_path_factory.mktemp("e2e")
-    proc = subprocess.run(
-        ["unshare", "-n", "--", sys.executable, "-m", "tests.e2e.scenario", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
-    result_file = out / "result.json"
-    if not result_file.exists():
-        pytest.fail(f"the scenario wrote no result (exit {proc.returncode}):\n"
-                    f"{proc.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(result_file.read_text())
-    result["out"] = str(out)
-    if not result.get("ok"):
-        pytest.fail(f"browser scenario failed: {result.get('error')}\n{result.get('trace', '')}"
-                    f"\nscreenshots in {out / 'screens'}")
-    return result
+    return run_scenario("scenario", tmp_path_factory.mktemp("e2e"), 180, needs_faces=True)
 
 
 def test_whole_visit_shows_video_both_ways_and_ends_on_the_slip(visit: dict[str, Any]) -> None:

@@ -4,11 +4,6 @@ access log's row; clerks and terminals refused on every QA route."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.settings import ROOT
 from media.viewer_mark import ViewerMark
+from tests.e2e.run import run_scenario
 from tests.qa.marks import name_similarity
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -25,24 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
 @pytest.fixture(scope="module")
 def qa_visit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian chromium not installed (scripts/setup.sh installs it)")
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("needs root and unshare for a private network namespace")
-    out = tmp_path_factory.mktemp("e2e-qa")
-    proc = subprocess.run(
-        ["unshare", "-n", "--", sys.executable, "-m", "tests.e2e.qa_scenario", "--out",
-         str(out)], cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
-    result_file = out / "result.json"
-    if not result_file.exists():
-        pytest.fail(f"the QA scenario wrote no result (exit {proc.returncode}):\n"
-                    f"{proc.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(result_file.read_text())
-    result["out"] = str(out)
-    if not result.get("ok"):
-        pytest.fail(f"QA browser scenario failed: {result.get('error')}\n"
-                    f"{result.get('trace', '')}\nscreens in {out / 'screens'}")
-    return result
+    return run_scenario("qa_scenario", tmp_path_factory.mktemp("e2e-qa"), 180)
 
 
 def test_qa_searches_gives_a_purpose_and_the_video_plays(qa_visit: dict[str, Any]) -> None:
