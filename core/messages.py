@@ -291,11 +291,13 @@ class IdentityStep(BaseModel):
     completed: int  # moves done so far
     moves: int  # moves in the challenge
     time_left_s: float | None  # of this step
+    waiting: bool = False  # the worker's verification is full: the check waits in line
 
 
 class IdentityEvidence(BaseModel):
     kind: Literal["card", "portrait", "live"]
     index: int  # GET /api/identity/{verification_id}/evidence/{index}
+    scan_id: str | None = None  # the card was taken from this scan of the call, not the video
 
 
 class IdentityResult(BaseModel):

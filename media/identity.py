@@ -19,7 +19,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, insert, select, update
 
 from core.call_events import CallEventKind
+from core.document_tables import document_scans
 from core.identity_tables import IdentityState, IdentityVerdict, identity_checks
 from core.messages import IdentityDone, IdentityEvidence, IdentityResult, IdentityStep
 from core.pii import keys_for, mask_id_number
@@ -38,6 +39,7 @@ from media.call import Call
 from media.frames import pixels
 from media.notices import CLERKS, EVERYONE, Roles, tell
 from media.verification_pool import PoolBusy, PoolTimeout
+from verify.face_config import FaceMatchConfig
 from verify.face_match import LiveFace, decide_encoded
 from verify.face_model import RGB
 from verify.id_ocr import IdNumberReading, read_id_number
@@ -47,6 +49,7 @@ from verify.identity_samples import (
     CardGuidance,
     CardSample,
     FaceSample,
+    card_from_still,
     card_sample,
     face_sample,
 )
@@ -59,12 +62,15 @@ log = logging.getLogger("media.identity")
 MAX_ATTEMPTS = 3
 PROMPT_CARD = "第一步：请把身份证有照片的一面放在下面的摄像头下"
 PROMPT_FACE = "第二步：请看着屏幕上方的摄像头"
+PROMPT_CARD_SCAN = "第一步：用刚才拍好的身份证"
 PROMPT_MATCH = "正在核对，请稍候"
+SCANNED_CARDS = 4  # ID-card scans of the call tried, newest first (front and back, retakes)
 DONE_TEXT = "核验完成"
 REASON_NO_CARD = "没有找到身份证，请把有照片的一面放平在下面的摄像头下再试一次"
 REASON_NO_FACE_FRAMES = "没有收到面部摄像头的画面"
 REASON_STOPPED = "通话已结束，核验中止"
 REASON_WORKER_LOST = "媒体服务中断，核验中止，请重新核验"
+WAIT_TEXT = "正在排队核验，请稍候，不用动"
 VERDICTS = {"pass": IdentityVerdict.PASS, "review": IdentityVerdict.REVIEW,
             "fail": IdentityVerdict.FAIL}
 MOVE_WORDS = {"left": "请慢慢向左转头", "right": "请慢慢向右转头", "nod": "请点点头"}
@@ -109,6 +115,8 @@ class Attempt:
     started: float
     timings: dict[str, float] = field(default_factory=dict)
     evidence: list[dict[str, str]] = field(default_factory=list)
+    shown: IdentityStep | None = None  # the last step both sides were told
+    card_scan: str | None = None  # the call's ID-card scan the card was taken from
 
 
 def _rgb(frame: VideoFrame) -> RGB:
@@ -233,20 +241,31 @@ class IdentityChecks:
             elif reading is not None and not reading.cancelled():
                 reading.exception()  # retrieved: an attempt that stopped early left it unread
 
-    async def _job(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _job(self, attempt: Attempt, fn: Callable[..., T], *args: Any,
+                   quiet: bool = False) -> T:
         """A pool job; a full pool makes the check wait in line, for `queue_s` at most, then
-        the attempt ends with the pool's reason (both sides hear it)."""
+        the attempt ends with the pool's reason (both sides hear it). While it waits both
+        sides are told so (unless `quiet`: a job behind the step), then the step again."""
         give_up = time.monotonic() + self.times.queue_s
+        waited = False
         while True:
             if self.hub.pool is None:
                 raise CheckAborted("核验服务不可用")
             try:
                 result: T = await self.hub.pool.run(fn, *args, timeout_s=self.times.job_s)
+                if waited and not quiet and attempt.shown is not None:
+                    await self._tell(attempt, attempt.shown)
                 return result
             except PoolBusy as exc:
                 if time.monotonic() > give_up:
                     raise CheckAborted(PoolBusy.message) from exc
-                log.info("verification pool busy, the check waits in line")
+                if not waited:
+                    log.info("verification pool busy, the check waits in line",
+                             extra={"call": attempt.call.call_id, "attempt": attempt.number})
+                    if not quiet and attempt.shown is not None:
+                        await self._tell(attempt, attempt.shown.model_copy(
+                            update={"guidance": WAIT_TEXT, "waiting": True, "move": None}))
+                waited = True
                 await asyncio.sleep(self.times.busy_wait_s)
             except PoolTimeout as exc:
                 raise CheckAborted(PoolTimeout.message) from exc
@@ -259,6 +278,7 @@ class IdentityChecks:
             attempt=attempt.number, step=step, prompt=prompt, guidance=guidance, move=move,
             completed=completed, moves=moves,
             time_left_s=None if time_left is None else round(max(time_left, 0.0), 1)))
+        attempt.shown = msg
         await self._tell(attempt, msg)
 
     async def _tell(self, attempt: Attempt, msg: BaseModel, roles: Roles = EVERYONE) -> None:
@@ -277,6 +297,9 @@ class IdentityChecks:
                          self.times.card_s)
         today = datetime.now(UTC).date()
         config = self.hub.settings.face_match
+        scanned = await self._scanned_card(attempt, today, config)
+        if scanned is not None:
+            return scanned
         last: CardGuidance | None = None
         steady_at: float | None = None
         while True:
@@ -289,7 +312,7 @@ class IdentityChecks:
             sample: CardSample | None = None
             if frames:
                 image = await asyncio.to_thread(_rgb, frames[-1])
-                sample = await self._job(card_sample, image, today, config, False)
+                sample = await self._job(attempt, card_sample, image, today, config, False)
                 if sample.guidance != CardGuidance.NO_CARD and steady_at is None:
                     steady_at = now  # this sample saw the card: taken counts from here
                 if sample.guidance == CardGuidance.TAKEN and sample.portrait is not None:
@@ -303,13 +326,49 @@ class IdentityChecks:
                     await self._keep(attempt, "card", sample.card)
                     await self._keep(attempt, "portrait", sample.portrait.crop)
                     # The number is read while the applicant turns to the face camera.
-                    number = asyncio.create_task(self._job(read_id_number, sample.card, today))
+                    number = asyncio.create_task(self._job(
+                        attempt, read_id_number, sample.card, today, quiet=True))
                     return sample.portrait, number
                 if sample.guidance != last:
                     last = sample.guidance
                     await self._step(attempt, "card", PROMPT_CARD, GUIDANCE_TEXT[last],
                                      deadline - time.monotonic())
             await asyncio.sleep(max(0.0, self.times.card_every_s - (time.monotonic() - now)))
+
+    async def _scanned_card(self, attempt: Attempt, today: date, config: FaceMatchConfig
+                            ) -> tuple[IdPortrait, asyncio.Task[IdNumberReading]] | None:
+        """The card from an ID-card scan taken earlier in this call, if one shows its
+        portrait: a full-resolution still gives a portrait several times the video's, and
+        the applicant need not put the card down again. Reused scans of earlier visits are
+        not taken: the card must have been in front of this call's camera."""
+        c = document_scans.c
+        async with self.hub.engine.connect() as conn:
+            rows = (await conn.execute(select(c.scan_id, c.original_path).where(
+                c.call_id == attempt.call.call_id, c.kind == "id_card",
+                c.from_video.is_(False), c.reused_from.is_(None),
+            ).order_by(c.created_at.desc()).limit(SCANNED_CARDS))).all()
+        root: Path = self.hub.settings.storage_root
+        for row in rows:
+            try:
+                data = await asyncio.to_thread((root / row.original_path).read_bytes)
+            except OSError:
+                log.warning("an ID-card scan is not in storage", extra={
+                    "call": attempt.call.call_id, "scan": row.scan_id})
+                continue
+            sample = await self._job(attempt, card_from_still, data, today, config)
+            if sample.guidance != CardGuidance.TAKEN or sample.portrait is None:
+                continue
+            attempt.card_scan = row.scan_id
+            log.info("identity card taken from a scan", extra={
+                "call": attempt.call.call_id, "attempt": attempt.number, "scan": row.scan_id})
+            await self._step(attempt, "card", PROMPT_CARD_SCAN,
+                             GUIDANCE_TEXT[CardGuidance.TAKEN], None)
+            await self._keep(attempt, "card", sample.card)
+            await self._keep(attempt, "portrait", sample.portrait.crop)
+            number = asyncio.create_task(self._job(
+                attempt, read_id_number, sample.card, today, quiet=True))
+            return sample.portrait, number
+        return None
 
     async def _number(self, reading: asyncio.Task[IdNumberReading]) -> dict[str, Any]:
         try:
@@ -347,7 +406,7 @@ class IdentityChecks:
             last_t = latest[0]
             image = await asyncio.to_thread(_rgb, latest[1])
             encode = sum(f.encoding is not None for f in faces) < self.times.encode_frames
-            sample: FaceSample = await self._job(face_sample, image, latest[0],
+            sample: FaceSample = await self._job(attempt, face_sample, image, latest[0],
                                                  self.hub.settings.face_match, encode)
             n = sample.liveness.faces
             counts["one" if n == 1 else "several" if n > 1 else "none"] += 1
@@ -396,7 +455,10 @@ class IdentityChecks:
             return hashlib.sha256(data).hexdigest()
 
         digest = await asyncio.to_thread(write)
-        attempt.evidence.append({"kind": kind, "path": relative, "sha256": digest})
+        item = {"kind": kind, "path": relative, "sha256": digest}
+        if kind in ("card", "portrait") and attempt.card_scan is not None:
+            item["scan_id"] = attempt.card_scan  # cut from that scan's original
+        attempt.evidence.append(item)
 
     async def _decide(self, attempt: Attempt, portrait: IdPortrait,
                       reading: asyncio.Task[IdNumberReading], faces: list[LiveFace],
@@ -452,7 +514,8 @@ class IdentityChecks:
             finished=True, message=DONE_TEXT), frozenset({"terminal"}))
 
     def _evidence_list(self, attempt: Attempt) -> list[IdentityEvidence]:
-        return [IdentityEvidence.model_validate({"kind": e["kind"], "index": i})
+        return [IdentityEvidence.model_validate(
+            {"kind": e["kind"], "index": i, "scan_id": e.get("scan_id")})
                 for i, e in enumerate(attempt.evidence)]
 
     async def _abort(self, attempt: Attempt, reason: str) -> None:

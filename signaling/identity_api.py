@@ -105,7 +105,8 @@ async def _may_read(request: web.Request, session: Session, row: dict[str, Any])
 def public(row: dict[str, Any]) -> dict[str, Any]:
     """The record as pages see it: never the encrypted number, evidence by index."""
     out = {k: v for k, v in row.items() if k not in ("id_number_enc",)}
-    out["evidence"] = [{"kind": e["kind"], "index": i, "sha256": e["sha256"]}
+    out["evidence"] = [{"kind": e["kind"], "index": i, "sha256": e["sha256"],
+                        "scan_id": e.get("scan_id")}
                        for i, e in enumerate(row["evidence"] or [])]
     out["decision"] = decision_of(row)
     return dict(jsonable(out))

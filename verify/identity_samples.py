@@ -2,8 +2,10 @@
 face on the face camera. Pure functions of an image, run in the worker's pool.
 
 `card_sample` says what the applicant should change (live guidance) or takes the card:
-its portrait encoded and its ID number read. `face_sample` detects once per frame and gives
-both what liveness needs and, when asked, the encoding the match needs.
+its portrait encoded and its ID number read; `card_from_still` does the same for a
+full-resolution still of the card taken earlier in the call (a scan). `face_sample`
+detects once per frame and gives both what liveness needs and, when asked, the encoding
+the match needs.
 """
 
 from __future__ import annotations
@@ -85,6 +87,22 @@ def card_sample(image: RGB, today: date, config: FaceMatchConfig,
         return CardSample(CardGuidance.NO_PORTRAIT, card=card)
     number = read_id_number(card, today) if read_number else None
     return CardSample(CardGuidance.TAKEN, portrait, card, number)
+
+
+STILL_MAX_SIDE = 1600  # a card still is judged at most this large: ~700 px across the card
+
+
+def card_from_still(data: bytes, today: date, config: FaceMatchConfig) -> CardSample:
+    """A still of the card (JPEG, PNG, WebP) judged like a video frame, at a size where
+    the card's portrait is several times what the video gives."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        return CardSample(CardGuidance.NO_CARD)
+    scale = STILL_MAX_SIDE / max(bgr.shape[:2])
+    if scale < 1.0:
+        bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    image = np.ascontiguousarray(np.asarray(bgr, np.uint8)[..., ::-1])
+    return card_sample(image, today, config, read_number=False)
 
 
 @dataclass(frozen=True)

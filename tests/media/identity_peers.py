@@ -132,6 +132,9 @@ class Notices:
     seen: list[tuple[str, dict[str, Any], float]] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
     _played: set[tuple[str, int]] = field(default_factory=set)
+    # the move asked last and when it was played: a loaded machine may sample past it, so
+    # it is played again while the check still asks for it (a person would repeat it too)
+    _asked: tuple[str, float] | None = None
 
     async def __aenter__(self) -> Notices:
         pubsub = self.redis.pubsub()
@@ -149,6 +152,7 @@ class Notices:
         try:
             while True:
                 msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+                self._repeat()
                 if msg is None:
                     continue
                 _, target, text = parse(msg["data"])
@@ -165,10 +169,21 @@ class Notices:
             return
         move = body.get("move")
         key = (str(body.get("verification_id")), int(body.get("completed", 0)))
-        if body["type"] == "identity_step" and move and key not in self._played:
+        if body["type"] != "identity_step" or not move:
+            self._asked = None  # the moves are over (or a pause): nothing to repeat
+        elif key not in self._played:
             self._played.add(key)
-            track, face = self.follow
-            track.play(face.moves[move], hold=3)
+            self._play(str(move))
+
+    def _play(self, move: str) -> None:
+        assert self.follow is not None
+        track, face = self.follow
+        track.play(face.moves[move], hold=3)
+        self._asked = (move, time.monotonic())
+
+    def _repeat(self, after_s: float = 4.0) -> None:
+        if self._asked is not None and time.monotonic() - self._asked[1] > after_s:
+            self._play(self._asked[0])
 
     def of(self, kind: str, target_prefix: str = "") -> list[dict[str, Any]]:
         return [b for t, b, _ in self.seen if b["type"] == kind and t.startswith(target_prefix)]

@@ -11,15 +11,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import cv2
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
+from core.document_tables import document_scans
 from core.identity_tables import identity_checks
+from core.messages import MediaJoin
 from core.records import make_engine
 from core.settings import Settings
 from media.app import create_app
+from media.identity import PROMPT_CARD_SCAN
 from signaling.placement import CallStart, WorkerPlacement
 from testkit.synth_id import RGB
 from tests.media.conftest import Worker, media_settings
@@ -91,7 +96,7 @@ async def placing(checking_worker: Worker, redis: aioredis.Redis
 
 
 async def _call(worker: Worker, placement: WorkerPlacement, call_id: str, face: ScriptedTrack,
-                document: ScriptedTrack) -> list[Peer]:
+                document: ScriptedTrack) -> tuple[list[Peer], dict[str, MediaJoin]]:
     joins = await placement.start_call(CallStart(
         call_id=call_id, ticket_id=f"t-{call_id}", item_code="HOUSE", terminal_id=f"T-{call_id}",
         terminal_name="青山村便民服务点", clerk_username="clerk-id", clerk_name="王晓梅"))
@@ -102,7 +107,7 @@ async def _call(worker: Worker, placement: WorkerPlacement, call_id: str, face: 
     clerk_peer = await join(worker.url, call_id, clerk.token,
                             clerk_lines(colour_track((30, 200, 30)), ToneTrack(1000)))
     await until(lambda: clerk_peer.received[1].count > 5, what="document frames at the clerk")
-    return [terminal, clerk_peer]
+    return [terminal, clerk_peer], {"terminal": term, "clerk": clerk}
 
 
 async def _check(worker: Worker, placement: WorkerPlacement, notices: Notices,
@@ -138,7 +143,7 @@ async def test_the_same_person_passes_and_both_sides_see_each_step(
     face = Face.of(people["obama.jpg"])
     face_track = ScriptedTrack(face.neutral)
     document = ScriptedTrack([desk_frame()], fps=10)
-    peers = await _call(checking_worker, placing, "call-id-pass", face_track, document)
+    peers, _ = await _call(checking_worker, placing, "call-id-pass", face_track, document)
     try:
         async with Notices(redis, follow=(face_track, face)) as notices:
             # The card goes down once the check asks for it: live guidance, then 「拍好了」.
@@ -174,7 +179,7 @@ async def test_a_card_of_someone_else_fails(
     face = Face.of(people["obama.jpg"])
     face_track = ScriptedTrack(face.neutral)
     document = ScriptedTrack([card_frame(people["biden.jpg"])], fps=10)
-    peers = await _call(checking_worker, placing, "call-id-other", face_track, document)
+    peers, _ = await _call(checking_worker, placing, "call-id-other", face_track, document)
     try:
         async with Notices(redis, follow=(face_track, face)) as notices:
             result = await _check(checking_worker, placing, notices, "call-id-other")
@@ -189,7 +194,7 @@ async def test_a_still_picture_fails_liveness(
         people: dict[str, RGB]) -> None:
     face_track = ScriptedTrack(still_frames(people["obama.jpg"]))
     document = ScriptedTrack([card_frame(people["obama2.jpg"])], fps=10)
-    peers = await _call(checking_worker, placing, "call-id-still", face_track, document)
+    peers, _ = await _call(checking_worker, placing, "call-id-still", face_track, document)
     try:
         async with Notices(redis) as notices:  # nobody follows the challenge
             result = await _check(checking_worker, placing, notices, "call-id-still")
@@ -204,7 +209,7 @@ async def test_a_second_face_sends_the_check_to_review_with_the_reason(
         people: dict[str, RGB]) -> None:
     face_track = ScriptedTrack(two_faces(people["obama.jpg"], people["biden.jpg"]))
     document = ScriptedTrack([card_frame(people["obama2.jpg"])], fps=10)
-    peers = await _call(checking_worker, placing, "call-id-two", face_track, document)
+    peers, _ = await _call(checking_worker, placing, "call-id-two", face_track, document)
     try:
         async with Notices(redis) as notices:
             result = await _check(checking_worker, placing, notices, "call-id-two")
@@ -215,3 +220,58 @@ async def test_a_second_face_sends_the_check_to_review_with_the_reason(
         assert again["attempt"] == 2
     finally:
         await _close(peers, placing, "call-id-two")
+
+
+async def _post(http: aiohttp.ClientSession, url: str, j: MediaJoin, **kw: Any) -> Any:
+    async with http.post(url, headers={"Authorization": f"Bearer {j.token}",
+                                       **kw.pop("headers", {})}, **kw) as resp:
+        assert resp.status in (200, 201), (resp.status, await resp.text())
+        return await resp.json()
+
+
+async def test_the_id_card_scanned_in_the_call_is_the_checks_card(
+        checking_worker: Worker, placing: WorkerPlacement, redis: aioredis.Redis,
+        people: dict[str, RGB]) -> None:
+    call_id = "call-id-scan"
+    face = Face.of(people["obama.jpg"])
+    face_track = ScriptedTrack(face.neutral)
+    card = card_frame(people["obama2.jpg"])
+    document = ScriptedTrack([card], fps=10)
+    peers, joins = await _call(checking_worker, placing, call_id, face_track, document)
+    base = f"{checking_worker.url}/calls/{call_id}/documents"
+    try:
+        # The clerk scans the card first (「拍材料」 → 身份证): a 1080p still of what the
+        # document camera shows.
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            await _post(http, f"{base}/panel", joins["clerk"], json={
+                "open": True, "material_code": "id_card", "material_name": "身份证", "page": 1})
+            take = await _post(http, f"{base}/take", joins["clerk"])
+            ok, still = cv2.imencode(".jpg", cv2.resize(card[..., ::-1], (1920, 1080),
+                                                        interpolation=cv2.INTER_CUBIC))
+            assert ok
+            shot = await _post(http, f"{base}/still?take_id={take['take_id']}",
+                               joins["terminal"], data=bytes(still),
+                               headers={"Content-Type": "image/jpeg"})
+            assert shot["accepted"], shot
+            await _post(http, f"{base}/panel", joins["clerk"], json={"open": False})
+        engine = make_engine(checking_worker.settings.database_url)
+        try:
+            async with engine.connect() as conn:
+                kind = (await conn.execute(select(document_scans.c.kind).where(
+                    document_scans.c.scan_id == shot["scan_id"]))).scalar_one()
+        finally:
+            await engine.dispose()
+        assert kind == "id_card"
+        # The card is put away: the check must not need it again.
+        document.show([desk_frame()])
+        async with Notices(redis, follow=(face_track, face)) as notices:
+            result = await _check(checking_worker, placing, notices, call_id)
+        assert result["verdict"] == "通过", {k: result[k] for k in ("reasons", "liveness")}
+        assert result["id_number"] == CARD_NUMBER
+        card_steps = [s for s in notices.of("identity_step", "terminal:") if s["step"] == "card"]
+        taken = [s for s in card_steps if s["guidance"] == "拍好了"]
+        assert taken and taken[0]["prompt"] == PROMPT_CARD_SCAN, card_steps
+        from_scan = {e["kind"] for e in result["evidence"] if e["scan_id"] == shot["scan_id"]}
+        assert from_scan == {"card", "portrait"}, result["evidence"]
+    finally:
+        await _close(peers, placing, call_id)

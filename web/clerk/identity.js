@@ -50,6 +50,9 @@ function panel() {
   return root;
 }
 
+// A card taken from the call's ID-card scan says so: it is not the live document camera.
+function caption(e) { return `${KINDS[e.kind] || e.kind}${e.scan_id ? "（取自扫描件）" : ""}`; }
+
 function latest() { return view.attempts[view.attempts.length - 1] || null; }
 
 function renderSteps() {
@@ -91,7 +94,7 @@ function renderResult() {
   $("id-frames").replaceChildren(...(r.evidence || []).map((e) => el("figure", {},
     el("img", { src: `/api/identity/${encodeURIComponent(r.verification_id)}/evidence/${e.index}`,
       alt: KINDS[e.kind] || e.kind, loading: "lazy" }),
-    el("figcaption", { text: KINDS[e.kind] || e.kind }))));
+    el("figcaption", { text: caption(e) }))));
   const needs = !view.second && !r.overridden && !r.override_by
     && (r.state === "aborted" || r.verdict === "人工复核" || r.verdict === "不通过");
   if (needs) openOverride(r); else $("id-override").hidden = true;

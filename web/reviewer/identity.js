@@ -47,7 +47,7 @@ export async function showVerification(box, verification) {
     img.src = `/api/identity/${encodeURIComponent(r.verification_id)}/evidence/${e.index}`;
     img.alt = KINDS[e.kind] || e.kind;
     img.style.height = "110px";
-    fig.append(img, el("figcaption", KINDS[e.kind] || e.kind));
+    fig.append(img, el("figcaption", `${KINDS[e.kind] || e.kind}${e.scan_id ? "（取自扫描件）" : ""}`));
     frames.append(fig);
   }
   box.append(frames);
