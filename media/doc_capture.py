@@ -167,19 +167,23 @@ class DocCapture:
     async def _guide(self, call: Call, panel: Panel) -> None:
         """Sample, judge, tell, maybe take: until the panel closes or the call ends."""
         last_frame: object = None
+        every = SAMPLE_EVERY_S
         while self.hub.calls.get(call.call_id) is call and not call.closed:
             started = time.monotonic()
             try:
-                last_frame = await self._sample(call, panel, last_frame)
+                last_frame, decided = await self._sample(call, panel, last_frame)
+                every = guide.next_sample_in(decided, SAMPLE_EVERY_S, self.rules)
             except asyncio.CancelledError:
                 raise
             except Exception:  # one bad frame or a busy pool must not end the guidance
                 log.exception("document guidance sample failed", extra={"call": call.call_id})
-            await asyncio.sleep(max(0.05, SAMPLE_EVERY_S - (time.monotonic() - started)))
+                every = SAMPLE_EVERY_S
+            await asyncio.sleep(max(0.03, every - (time.monotonic() - started)))
         self.panels.pop(call.call_id, None)  # the call ended: nothing of it is kept here
         self._taken.pop(call.call_id, None)
 
-    async def _sample(self, call: Call, panel: Panel, last_frame: object) -> object:
+    async def _sample(self, call: Call, panel: Panel,
+                      last_frame: object) -> tuple[object, guide.Guidance]:
         frames = call.capture.snapshot()
         frame = frames[-1] if frames else None
         now = self.clock()
@@ -210,7 +214,7 @@ class DocCapture:
         await self._notify(call, panel, decided, now)
         if decided.take:
             await self.ask_take(call.call_id, "auto")
-        return frame
+        return frame, decided
 
     async def _notify(self, call: Call, panel: Panel, g: guide.Guidance, frame_at: float) -> None:
         key = (g.words, g.ready, g.outline)

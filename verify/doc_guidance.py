@@ -69,6 +69,7 @@ class GuidanceRules:
     cooldown_s: float = 2.5  # no second auto-take sooner than this
     max_motion: float = 0.015  # corner movement between samples, share of the frame
     moving_gap_s: float = 0.5  # a picture that keeps moving is judged at most this often
+    confirm_s: float = 0.07  # words about to change: the next sample this soon (~2 frames)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Guidance:
     outline: Outline | None
     ready: bool  # good now (the clerk's 拍照 will most likely be accepted)
     take: bool  # auto-take now
+    settling: bool = False  # the latest sample disagrees with the words: sample again soon
 
 
 def shift_hint(outline: Outline) -> str | None:
@@ -146,7 +148,15 @@ def decide(history: Sequence[Sample], now: float, *, auto: bool,
     ready = latest.verdict is GuidanceVerdict.OK and shown.verdict is GuidanceVerdict.OK
     cooled = last_taken_at is None or now - last_taken_at >= rules.cooldown_s
     take = auto and ready and cooled and _steady(history, now, rules)
-    return Guidance(shown.verdict, words, kiosk, latest.outline, ready, take)
+    return Guidance(shown.verdict, words, kiosk, latest.outline, ready, take,
+                    settling=latest.verdict is not shown.verdict)
+
+
+def next_sample_in(g: Guidance, every_s: float, rules: GuidanceRules | None = None) -> float:
+    """When to sample next: soon when the words are about to change (one more agreeing
+    sample settles them; an unchanged picture costs no judging), else every `every_s`."""
+    rules = rules or GuidanceRules()
+    return min(rules.confirm_s, every_s) if g.settling else every_s
 
 
 def trim(history: list[Sample], now: float, keep_s: float = 3.0) -> list[Sample]:

@@ -116,3 +116,19 @@ def test_a_moving_picture_is_judged_at_most_twice_a_second_but_a_change_at_once(
         if judge_now(True, step > 0, last if step else None, t, rules):
             judged, last = judged + 1, t
     assert judged <= 2 * 10 + 1
+
+
+def test_words_about_to_change_are_confirmed_by_a_sample_soon_after() -> None:
+    from verify.doc_guidance import next_sample_in
+
+    # The page was put down: the first good sample is outvoted by the empty desk before it,
+    # so the next sample comes within a couple of frames, not a whole interval later.
+    history = _run([V.NOT_FOUND, V.NOT_FOUND, V.OK], every=0.2)
+    first = decide(history, history[-1].at, auto=False, last_taken_at=None)
+    assert first.words == WORDS[V.NOT_FOUND] and first.settling
+    soon = next_sample_in(first, 0.2, RULES)
+    assert soon == RULES.confirm_s < 0.2
+    confirmed = [*history, Sample(history[-1].at + soon, V.OK, PAGE)]
+    second = decide(confirmed, confirmed[-1].at, auto=False, last_taken_at=None)
+    assert second.words == WORDS[V.OK] and not second.settling
+    assert next_sample_in(second, 0.2, RULES) == 0.2
