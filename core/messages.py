@@ -344,7 +344,7 @@ class DocGuidance(BaseModel):
     outline: list[float] | None  # 8 numbers: the corners as shares of the frame
     ready: bool
     auto: bool
-    frame_at: float  # worker time the judged frame was sampled
+    frame_at: float  # worker time the judged frame reached the worker (decoded)
 
 
 class DocTakeStill(BaseModel):

@@ -41,6 +41,10 @@ class CaptureBuffer:
     def snapshot(self) -> list[VideoFrame]:
         return [f for _, f in self._frames]
 
+    def latest(self) -> tuple[float, VideoFrame] | None:
+        """The newest frame with the time it reached the worker."""
+        return self._frames[-1] if self._frames else None
+
 
 @dataclass(frozen=True)
 class Still:

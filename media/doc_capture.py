@@ -184,8 +184,8 @@ class DocCapture:
 
     async def _sample(self, call: Call, panel: Panel,
                       last_frame: object) -> tuple[object, guide.Guidance]:
-        frames = call.capture.snapshot()
-        frame = frames[-1] if frames else None
+        latest = call.capture.latest()
+        arrived, frame = latest if latest is not None else (None, None)
         now = self.clock()
         if frame is not None and frame is not last_frame:
             thumb = await asyncio.to_thread(thumb_of, frame)
@@ -211,7 +211,7 @@ class DocCapture:
         decided = guide.decide(panel.history, self.clock(),
                                auto=panel.auto and not panel.page_kept and not panel.unjudged,
                                last_taken_at=panel.last_taken_at, rules=self.rules)
-        await self._notify(call, panel, decided, now)
+        await self._notify(call, panel, decided, now if arrived is None else arrived)
         if decided.take:
             await self.ask_take(call.call_id, "auto")
         return frame, decided
