@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
+from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from verify import face_model
 from verify.face_config import FaceMatchConfig
@@ -36,6 +38,7 @@ class CardGuidance(StrEnum):
     NO_CARD = "no_card"
     TOO_DARK = "too_dark"
     GLARE = "glare"
+    TOO_BRIGHT = "too_bright"
     HOLD_STILL = "hold_still"
     NO_PORTRAIT = "no_portrait"
     TAKEN = "taken"
@@ -45,13 +48,18 @@ GUIDANCE_TEXT: dict[CardGuidance, str] = {
     CardGuidance.NO_CARD: "请把身份证有照片的一面放在下面的摄像头下",
     CardGuidance.TOO_DARK: "太暗了，请开灯或移到亮一点的地方",
     CardGuidance.GLARE: "反光，请把证件稍微倾斜一点",
+    CardGuidance.TOO_BRIGHT: "太亮了，请避开强光，或把证件挪到暗一点的地方",
     CardGuidance.HOLD_STILL: "找到证件了，请拿稳一点",
     CardGuidance.NO_PORTRAIT: "找到证件了，请放平，让照片朝上",
     CardGuidance.TAKEN: "拍好了",
 }
 
 _DARK = 45.0  # mean grey of the whole frame below this: too dark to find anything
-_GLARE_FRAC = 0.04  # share of saturated pixels on the flattened card
+_GLARE_FRAC = 0.04  # share of saturated pixels on the flattened card: worth a word
+_BRIGHT_FRAC = 0.4  # this much of the card saturated: over-exposed, not a spot of glare
+_FACE_GLARE_FRAC = 0.08  # saturated share of the portrait's face that spoils the encoding
+# where the portrait is on the front of a resident ID card (x0, y0, x1, y1, shares of it)
+_PORTRAIT_AREA = (0.6, 0.1, 0.97, 0.8)
 _CARD_SHARPNESS = 20.0  # variance of the Laplacian, half-size flattened card: small 40+, moved <12
 
 
@@ -74,19 +82,41 @@ def card_sample(image: RGB, today: date, config: FaceMatchConfig,
         return CardSample(CardGuidance.TOO_DARK if dark else CardGuidance.NO_CARD)
     card = rectify(image, corners)
     card_gray = cv2.cvtColor(card, cv2.COLOR_RGB2GRAY)
-    if float(np.mean(card_gray >= 250)) > _GLARE_FRAC:
-        return CardSample(CardGuidance.GLARE, card=card)
+    clipped = float(np.mean(card_gray >= 250))
     # Sharpness at half the flattened size: a small card far from the lens is upsampled by
     # the flattening, which would read as blur; a moving card is blurred at any size.
     half = cv2.resize(card_gray, (card_gray.shape[1] // 2, card_gray.shape[0] // 2),
                       interpolation=cv2.INTER_AREA)
     if laplacian_variance(half) < _CARD_SHARPNESS:
         return CardSample(CardGuidance.HOLD_STILL, card=card)
+    # Saturation matters where it spoils the portrait: a pale card a little over-exposed,
+    # or a spot of glare on blank card, still gives a good face and number.
     portrait = extract_portrait(image, config)
-    if not portrait.ok:
+    if not portrait.ok or _face_clipped(portrait) > _FACE_GLARE_FRAC:
+        if clipped > _BRIGHT_FRAC:
+            return CardSample(CardGuidance.TOO_BRIGHT, card=card)
+        if clipped > _GLARE_FRAC or portrait.ok or _area_clipped(card_gray) > _GLARE_FRAC:
+            return CardSample(CardGuidance.GLARE, card=card)
         return CardSample(CardGuidance.NO_PORTRAIT, card=card)
     number = read_id_number(card, today) if read_number else None
     return CardSample(CardGuidance.TAKEN, portrait, card, number)
+
+
+def _area_clipped(card_gray: npt.NDArray[Any]) -> float:
+    """Saturated share of where the portrait should be: glare that hid the face."""
+    h, w = card_gray.shape[:2]
+    x0, y0, x1, y1 = _PORTRAIT_AREA
+    return float(np.mean(card_gray[int(h * y0):int(h * y1), int(w * x0):int(w * x1)] >= 250))
+
+
+def _face_clipped(portrait: IdPortrait) -> float:
+    """Saturated share of the face itself: the middle of the crop (its margins are card)."""
+    if portrait.crop is None:
+        return 0.0
+    h, w = portrait.crop.shape[:2]
+    face = cv2.cvtColor(portrait.crop[int(h * 0.3):int(h * 0.7), int(w * 0.3):int(w * 0.7)],
+                        cv2.COLOR_RGB2GRAY)
+    return float(np.mean(face >= 250)) if face.size else 0.0
 
 
 STILL_MAX_SIDE = 1600  # a card still is judged at most this large: ~700 px across the card

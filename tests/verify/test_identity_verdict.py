@@ -3,6 +3,7 @@ weak evidence goes to review, only a clear mismatch or a still picture fails."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import cv2
@@ -11,6 +12,7 @@ import pytest
 
 from testkit.synth_id import (
     EFFECTS,
+    PORTRAIT_BOX,
     RGB,
     CardFields,
     live_frame,
@@ -96,6 +98,37 @@ def test_the_card_guidance_says_what_to_change(face_heads: dict[str, RGB]) -> No
     taken = card_sample(card, today, config)
     assert taken.guidance == CardGuidance.TAKEN and taken.portrait is not None
     assert taken.number is not None and taken.number.number == number
+
+
+def _exposed(image: RGB, gain: float) -> RGB:
+    return np.asarray(np.clip(image.astype(np.float32) * gain, 0, 255), np.uint8)
+
+
+def _spot_on_face(card: RGB, radius: float) -> RGB:
+    """A specular spot of light on the card's portrait, before the camera sees it."""
+    x0, y0, x1, y1 = PORTRAIT_BOX
+    yy, xx = np.mgrid[0:card.shape[0], 0:card.shape[1]]
+    cx, cy = (x0 + x1) / 2, y0 + (y1 - y0) * 0.45
+    spot = np.minimum(1.0, 1.6 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * radius ** 2)))
+    lit = card.astype(np.float32) + (255 - card.astype(np.float32)) * spot[..., None]
+    return np.asarray(np.clip(lit, 0, 255), np.uint8)
+
+
+def test_saturation_is_glare_only_where_it_spoils_the_portrait(
+        face_heads: dict[str, RGB]) -> None:
+    config = FaceMatchConfig()
+    today = date(2026, 12, 1)
+    plain = EFFECTS["mild"]
+    card = photograph_card(render_card(face_heads["obama2.jpg"]), plain)
+    # A pale card a little over-exposed: most of it is clipped white, the face is fine.
+    assert card_sample(_exposed(card, 1.15), today, config).guidance == CardGuidance.TAKEN
+    # Far too much light: the applicant is told so, not to tilt the card.
+    assert card_sample(_exposed(card, 1.6), today, config).guidance == CardGuidance.TOO_BRIGHT
+    # A spot of light on the portrait: glare, whether or not the face is still found.
+    for radius in (30, 60):
+        lit = photograph_card(_spot_on_face(render_card(face_heads["obama2.jpg"]), radius),
+                              replace(plain, glare=0.0))
+        assert card_sample(lit, today, config).guidance == CardGuidance.GLARE, radius
 
 
 @pytest.mark.parametrize("effect", ["strong"])
