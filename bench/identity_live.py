@@ -12,7 +12,9 @@ Per check, from the worker's own record (`identity_checks.timings`): the card he
 in view (the first sample that saw a card) to the card taken; the end of the challenge
 (liveness decided) to the verdict. Also the worker's CPU (its process and pool) while the
 checks ran. Goals: verdict <= 1.5 s p50 and <= 3 s p95 after the challenge; the other calls
->= 25 fps. Last line: JSON.
+>= 25 fps. With two or more cores the worker runs alone on CPU 0 and its verification pool
+(MEDIA_VERIFY_CPUS), this process and the peers on the others (`--no-pin`: anywhere), as
+bench/calls.py measures a worker. Last line: JSON.
 
     .venv/bin/python bench/identity_live.py --runs 5
 """
@@ -25,6 +27,7 @@ import contextlib
 import faulthandler
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -251,7 +254,15 @@ def main() -> None:
     faulthandler.dump_traceback_later(600, repeat=True)  # a stuck run says where
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--keep-log", type=Path, help="copy the worker's log here at the end")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not keep the worker on CPU 0 and the rest on the others")
     args = parser.parse_args()
+    cores = psutil.cpu_count() or 1
+    # As bench/calls.py: the worker's calls alone on CPU 0; its verification pool
+    # (MEDIA_VERIFY_CPUS), this process and the peers on the other cores.
+    worker_cpus = {0} if not args.no_pin and cores >= 2 else set()
+    rest = set(range(1, cores)) if worker_cpus else set()
     if not FACES.is_dir():
         sys.exit(f"test faces not found at {FACES} (see ../shared/testdata/README.md)")
     with tempfile.TemporaryDirectory(prefix="bench-identity-") as tmp:
@@ -265,11 +276,17 @@ def main() -> None:
                    "STORAGE_ROOT": str(folder / "storage"), "MEDIA_LISTEN_PORT": str(port),
                    "MEDIA_ICE_HOSTS": "127.0.0.1", "JOIN_TOKEN_SECRET": SECRET,
                    "MEDIA_CAPACITY": "16", "MEDIA_RECORD": "true", "RUN_MODE": "local",
-                   "PII_KEY_FILE": str(folder / "pii.key"), "PYTHONPATH": str(ROOT)}
+                   "PII_KEY_FILE": str(folder / "pii.key"), "PYTHONPATH": str(ROOT),
+                   "MEDIA_VERIFY_CPUS": ",".join(str(c) for c in sorted(rest))}
             _write_clips(folder / "clips.json")
             with (folder / "worker.log").open("wb") as log:
-                proc = subprocess.Popen([sys.executable, "-m", "media"], cwd=ROOT, env=env,
-                                        stdout=log, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "media"], cwd=ROOT, env=env, stdout=log,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=(lambda: os.sched_setaffinity(0, worker_cpus))
+                    if worker_cpus else None)
+                if rest:
+                    os.sched_setaffinity(0, rest)
                 # The checked call's kiosk and clerk run in this process (their encoders
                 # take about a core): they yield to the worker and to the other calls'
                 # peers, as other machines would on a deployment.
@@ -280,6 +297,8 @@ def main() -> None:
                     summary = asyncio.run(_measure(url, redis.url, pg.url,
                                                    psutil.Process(proc.pid), args.runs,
                                                    folder / "clips.json"))
+                    summary["worker_cpus"] = sorted(worker_cpus) or "any"
+                    summary["pool_and_peer_cpus"] = sorted(rest) or "any"
                 finally:
                     proc.terminate()
                     try:
@@ -287,6 +306,8 @@ def main() -> None:
                     except subprocess.TimeoutExpired:
                         proc.kill()
                         proc.wait(10)
+                    if args.keep_log is not None:
+                        shutil.copyfile(folder / "worker.log", args.keep_log)
                     tail = (folder / "worker.log").read_text(errors="replace")[-3000:]
                     if "Traceback" in tail or "ERROR" in tail:
                         print(tail, file=sys.stderr)

@@ -144,8 +144,12 @@ class Settings:
                                       "MP4 fragment (key frame interval) length")
     media_record_fps: int = setting("MEDIA_RECORD_FPS", 15, "composite frame rate")
     media_verify_processes: int = setting(
-        "MEDIA_VERIFY_PROCESSES", 1, "processes of the worker's verification pool (0: the "
-        "worker runs no identity or document checks)")
+        "MEDIA_VERIFY_PROCESSES", 2, "processes of the worker's verification pool (0: the "
+        "worker runs no identity or document checks); two, so reading a card's number does "
+        "not hold up the liveness samples behind it")
+    media_verify_cpus: tuple[int, ...] = setting(
+        "MEDIA_VERIFY_CPUS", (), "CPU numbers (comma-separated) the verification pool runs "
+        "on, e.g. the cores the worker's calls do not use; empty: wherever the worker runs")
     media_verify_queue: int = setting(
         "MEDIA_VERIFY_QUEUE", 8, "verification jobs in flight at most; more are refused "
         "with a reason (the worker reports load 1.0 when full)")
@@ -379,7 +383,8 @@ def _parse(name: str, raw: str, kind: Any) -> Any:
                 raise ValueError("expected " + " or ".join(choices))
             return raw
         if typing.get_origin(kind) is tuple:
-            return _csv(raw)
+            return tuple(int(p) for p in _csv(raw)) if typing.get_args(kind)[0] is int \
+                else _csv(raw)
         casts: dict[Any, Callable[[str], Any]] = {bool: _bool, int: int, float: float,
                                                   str: str, Path: Path}
         return casts[kind](raw)

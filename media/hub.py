@@ -81,7 +81,8 @@ class Hub:
         self._chain: dict[str, str] = {}
         self._process = psutil.Process(os.getpid())
         self.pool: VerificationPool | None = (
-            VerificationPool(settings.media_verify_processes, settings.media_verify_queue)
+            VerificationPool(settings.media_verify_processes, settings.media_verify_queue,
+                             settings.media_verify_cpus)
             if settings.media_verify_processes > 0 else None)
         self._cpu_mark = (time.monotonic(), self._cpu_seconds())
         self.cpu_fraction = 0.0

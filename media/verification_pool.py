@@ -49,10 +49,15 @@ POOL_NICENESS = 10
 PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
-def pool_process_start() -> None:
-    """Each pool process's initializer: lower priority, and gone with the worker (a worker
-    that died left its pool processes running, models loaded, for ever)."""
+def pool_process_start(cpus: tuple[int, ...] = ()) -> None:
+    """Each pool process's initializer: lower priority, on its own CPUs when given, and gone
+    with the worker (a worker that died left its pool processes running, models loaded)."""
     os.nice(POOL_NICENESS)
+    if cpus:
+        try:
+            os.sched_setaffinity(0, cpus)
+        except OSError as exc:  # a CPU the machine lacks: run where the worker runs
+            log.warning("pool CPUs not applied", extra={"cpus": list(cpus), "error": str(exc)})
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
@@ -68,8 +73,9 @@ def warm() -> int:
 
 
 class VerificationPool:
-    def __init__(self, processes: int, max_pending: int) -> None:
+    def __init__(self, processes: int, max_pending: int, cpus: tuple[int, ...] = ()) -> None:
         self.processes = max(1, processes)
+        self.cpus = cpus
         self.max_pending = max(1, max_pending)
         self.pending = 0
         self.done = 0
@@ -82,7 +88,8 @@ class VerificationPool:
         """Spawn the processes and wait until each has loaded the models."""
         context = multiprocessing.get_context("spawn")
         self._pool = ProcessPoolExecutor(self.processes, mp_context=context,
-                                         initializer=pool_process_start)
+                                         initializer=pool_process_start,
+                                         initargs=(self.cpus,))
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         async with asyncio.timeout(WARM_TIMEOUT_S):

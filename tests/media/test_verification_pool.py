@@ -38,23 +38,26 @@ async def test_jobs_run_in_a_warm_pool_and_a_full_queue_refuses_at_once() -> Non
         await pool.stop()
 
 
-async def test_pool_processes_yield_to_the_worker_and_die_with_it() -> None:
+async def test_pool_processes_yield_to_the_worker_keep_to_their_cpus_and_die_with_it(
+        ) -> None:
     # A worker that died left its pool (models loaded) running; and the pool's dlib work
     # must not take the CPU the calls' video needs.
     script = (
         "import asyncio, os, psutil\n"
         "from media.verification_pool import VerificationPool\n"
         "async def main():\n"
-        "    pool = VerificationPool(processes=1, max_pending=1)\n"
+        "    pool = VerificationPool(processes=1, max_pending=1, cpus=(0,))\n"
         "    await pool.start()\n"
-        "    print(pool._pids[0], psutil.Process(pool._pids[0]).nice(), flush=True)\n"
+        "    p = psutil.Process(pool._pids[0])\n"
+        "    print(pool._pids[0], p.nice(), *p.cpu_affinity(), flush=True)\n"
         "    os._exit(9)  # dies without stopping its pool\n"
         "asyncio.run(main())\n")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", script, cwd=str(ROOT), stdout=asyncio.subprocess.PIPE)
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
-    pid, nice = (int(v) for v in out.split())
+    pid, nice, *cpus = (int(v) for v in out.split())
     assert nice >= POOL_NICENESS
+    assert cpus == [0]  # on the CPUs it was given (MEDIA_VERIFY_CPUS), not the worker's
     deadline = time.monotonic() + 10
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the pool process outlived its worker"
