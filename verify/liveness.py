@@ -199,8 +199,6 @@ class LivenessSession:
         if self._away:
             if move == "neutral":
                 self._away = False
-                if self._step == len(self.challenge):
-                    return self._finish()
             return None
         if move == "neutral" or move == "unclear":
             return None
@@ -208,7 +206,11 @@ class LivenessSession:
         if move != expected:
             return self._decide("fail", f"动作与提示不符：应为{PROMPTS[expected]}")
         self._step += 1
-        self._away = True
+        if self._step == len(self.challenge):
+            # The last move done: no need to wait for the head to come back (a slow or
+            # starved sampler missed that return and timed genuine applicants out).
+            return self._finish()
+        self._away = True  # the next move counts once the head is back to neutral
         return None
 
     def _collect_baseline(self, frame: LivenessFrame) -> None:

@@ -77,6 +77,17 @@ def test_following_the_challenge_passes(
     assert verdict.elapsed_s < 3.0
 
 
+def test_the_last_move_ends_the_challenge_without_waiting_for_the_head_to_come_back(
+    face_heads: dict[str, RGB]
+) -> None:
+    # A slow sampler may see the last turn and nothing after it before the time runs out.
+    turned_away = [(0.0, 0.0)] * 2 + [(-0.5, 0.0)] * 3
+    poses = STILL + LEFT + turned_away
+    verdict = run(frames_of(face_heads["obama.jpg"], poses), ["left", "right"])
+    assert verdict.status == "pass", verdict
+    assert verdict.completed == ["left", "right"]
+
+
 def test_the_video_shrinking_mid_challenge_does_not_stop_the_check(
         face_heads: dict[str, RGB]) -> None:
     # WebRTC lowers the resolution when the bandwidth drops: 640x480 became 480x360 in a
