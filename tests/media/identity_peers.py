@@ -67,6 +67,10 @@ class ScriptedTrack(MediaStreamTrack):
     def show(self, frames: list[RGB]) -> None:
         self._idle = [VideoFrame.from_ndarray(f, format="rgb24") for f in frames]
 
+    def stop(self) -> None:
+        """Back to the idle loop now."""
+        self._queue = []
+
     def play(self, frames: list[RGB], hold: int) -> None:
         """Play these once (each `hold` frames), then go back to the idle loop."""
         self._queue = [VideoFrame.from_ndarray(f, format="rgb24") for f in frames
@@ -134,7 +138,7 @@ class Notices:
     _played: set[tuple[str, int]] = field(default_factory=set)
     # the move asked last and when it was played: a loaded machine may sample past it, so
     # it is played again while the check still asks for it (a person would repeat it too)
-    _asked: tuple[str, float] | None = None
+    _asked: tuple[str, int, float] | None = None  # move, moves done when asked, played at
 
     async def __aenter__(self) -> Notices:
         pubsub = self.redis.pubsub()
@@ -168,22 +172,28 @@ class Notices:
         if self.follow is None or not target.startswith("terminal:"):
             return
         move = body.get("move")
-        key = (str(body.get("verification_id")), int(body.get("completed", 0)))
-        if body["type"] != "identity_step" or not move:
-            self._asked = None  # the moves are over (or a pause): nothing to repeat
-        elif key not in self._played:
+        done = int(body.get("completed", 0))
+        key = (str(body.get("verification_id")), done)
+        if body["type"] != "identity_step":
+            self._asked = None  # the attempt is over: nothing to repeat
+            return
+        if self._asked is not None and done > self._asked[1]:
+            # The move counted: a repeat still playing would be taken for the next move.
+            self.follow[0].stop()
+            self._asked = None
+        if move and key not in self._played:
             self._played.add(key)
-            self._play(str(move))
+            self._play(str(move), done)
 
-    def _play(self, move: str) -> None:
+    def _play(self, move: str, done: int) -> None:
         assert self.follow is not None
         track, face = self.follow
         track.play(face.moves[move], hold=3)
-        self._asked = (move, time.monotonic())
+        self._asked = (move, done, time.monotonic())
 
     def _repeat(self, after_s: float = 4.0) -> None:
-        if self._asked is not None and time.monotonic() - self._asked[1] > after_s:
-            self._play(self._asked[0])
+        if self._asked is not None and time.monotonic() - self._asked[2] > after_s:
+            self._play(self._asked[0], self._asked[1])
 
     def of(self, kind: str, target_prefix: str = "") -> list[dict[str, Any]]:
         return [b for t, b, _ in self.seen if b["type"] == kind and t.startswith(target_prefix)]
