@@ -9,8 +9,9 @@ real recorded calls at a time (bench/calls.py's peers: two 640x480 VP8 videos + 
 the clerk's), each a minute long, one after the other. Every minute: RSS and open files of
 every process, Redis keys and memory, PostgreSQL connections, ready → offer p50/p99 of
 that minute. The kiosks' and the media peers' processes run at nice 19 (on a deployment they
-are other machines). Prints a table per 5 minutes; last line: JSON. `--keep-logs DIR` keeps
-every process's log.
+are other machines). `--pin` keeps signaling, Redis, PostgreSQL and the clerks on CPU 0 and
+the media workers, their peers and the kiosks on the other cores (as separate hosts would).
+Prints a table per 5 minutes; last line: JSON. `--keep-logs DIR` keeps every process's log.
 
     .venv/bin/python bench/soak.py [--minutes 30] [--media-calls 1]
 """
@@ -123,11 +124,23 @@ async def terminals_loop(url: str, sids: list[str], seed: int) -> None:
     print(json.dumps(stats), flush=True)
 
 
+# With two or more cores and --pin: signaling, Redis, PostgreSQL and the clerks on CPU 0;
+# the media workers, their calls' peers and the kiosks on the others (on a deployment the
+# media workers are hosts of their own and the kiosks the villages' machines).
+MEDIA_CPUS: set[int] = set()
+
+
+def on_media_cpus() -> None:
+    if MEDIA_CPUS:
+        os.sched_setaffinity(0, MEDIA_CPUS)
+
+
 def load_generator() -> None:
     """In a child that plays kiosks: it takes only the CPU the service leaves. On a
     deployment these are the villages' own machines; here they share two cores with the
     service, and at equal priority they starved it (load 12, every intent slow)."""
     os.nice(19)
+    on_media_cpus()
     routing.raise_fd_limit()
 
 
@@ -289,7 +302,8 @@ async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: st
                "MEDIA_WORKER_ID": f"soak-media-{i}", "NODE_ID": f"soak-media-{i}"}
         procs[f"media{i}"] = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", "media"], cwd=ROOT, env=env,
-            stdout=(folder / f"media{i}.log").open("wb"), stderr=subprocess.STDOUT)
+            stdout=(folder / f"media{i}.log").open("wb"), stderr=subprocess.STDOUT,
+            preexec_fn=on_media_cpus)
     holders: list[subprocess.Popen[str]] = []
     stop = asyncio.Event()
     try:
@@ -325,7 +339,10 @@ async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: st
         t0 = time.monotonic()
         for minute in range(1, args.minutes + 1):
             await asyncio.sleep(max(0.0, t0 + minute * 60 - time.monotonic()))
+            sampling = time.monotonic()
             got = await sample(watched, redis_url, pg_url)
+            persistent = await persistent_keys(redis_url)
+            got["sample_s"] = round(time.monotonic() - sampling, 2)  # the figures' own cost
             recent = [ms for at, ms in waits if at >= t0 + (minute - 1) * 60]
             got.update({"minute": minute, "offers": len(recent),
                         "p50_ms": round(routing.pct(recent, 50), 2),
@@ -334,7 +351,7 @@ async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: st
                         "clerk_drops": stats["clerk_drops"],
                         "no_applicant": stats["no_applicant"],
                         "accept_failed": stats["accept_failed"],
-                        "persistent_keys": await persistent_keys(redis_url)})
+                        "persistent_keys": persistent})
             minutes.append(got)
             print(json.dumps(got), flush=True)
         stop.set()
@@ -359,6 +376,7 @@ async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: st
             "stats": stats,
             "p99_ms_max_minute": max(p99s, default=None),
             "goal_p99_ms": GOAL_P99_MS,
+            "media_cpus": sorted(MEDIA_CPUS) or "any",
             "goal_met": bool(p99s) and max(p99s) < GOAL_P99_MS and stats["errors"] == 0,
             "rss_mib_first": {k: v for k, v in first.items() if k.endswith("_rss_mib")},
             "rss_mib_last": {k: v for k, v in last.items() if k.endswith("_rss_mib")},
@@ -370,10 +388,18 @@ async def persistent_keys(redis_url: str) -> int:
     """Keys with no expiry: these must stay flat (the rest go by their TTL)."""
     r = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        count = 0
-        async for key in r.scan_iter(count=1000):
-            count += await r.ttl(key) == -1
-        return count
+        count, cursor = 0, 0
+        while True:
+            # TTLs a batch per round trip: one TTL per key (100,000 round trips a minute at
+            # the end) kept Redis and this process busy and showed as routing latency.
+            cursor, batch = await r.scan(cursor, count=1000)
+            if batch:
+                async with r.pipeline(transaction=False) as pipe:
+                    for key in batch:
+                        pipe.ttl(key)
+                    count += sum(ttl == -1 for ttl in await pipe.execute())
+            if cursor == 0:
+                return count
     finally:
         await r.aclose()
 
@@ -399,6 +425,9 @@ def main() -> None:
     ap.add_argument("--media-calls", type=int, default=1, help="real calls per worker")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--keep-logs", type=Path, help="copy the processes' logs here at the end")
+    ap.add_argument("--pin", action="store_true",
+                    help="signaling, Redis, PostgreSQL and the clerks on CPU 0, media and "
+                         "kiosks on the others")
     ap.add_argument("--hold", help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -407,6 +436,10 @@ def main() -> None:
                                    args.seed))
         return
     routing.raise_fd_limit()
+    cores = psutil.cpu_count() or 1
+    if args.pin and cores >= 2:
+        MEDIA_CPUS.update(range(1, cores))
+        os.sched_setaffinity(0, {0})  # Redis, PostgreSQL and signaling inherit it
     # A `kill` of the soak unwinds like Ctrl-C, so its private servers and children stop too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     folder = Path(tempfile.mkdtemp(prefix="bench-soak-"))
