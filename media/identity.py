@@ -71,6 +71,7 @@ REASON_NO_FACE_FRAMES = "没有收到面部摄像头的画面"
 REASON_STOPPED = "通话已结束，核验中止"
 REASON_WORKER_LOST = "媒体服务中断，核验中止，请重新核验"
 WAIT_TEXT = "正在排队核验，请稍候，不用动"
+SCAN_READING_TEXT = "正在查看拍好的身份证，请稍候"
 VERDICTS = {"pass": IdentityVerdict.PASS, "review": IdentityVerdict.REVIEW,
             "fail": IdentityVerdict.FAIL}
 MOVE_WORDS = {"left": "请慢慢向左转头", "right": "请慢慢向右转头", "nod": "请点点头"}
@@ -292,14 +293,15 @@ class IdentityChecks:
 
     async def _card(self, attempt: Attempt
                     ) -> tuple[IdPortrait, asyncio.Task[IdNumberReading]]:
-        deadline = time.monotonic() + self.times.card_s
-        await self._step(attempt, "card", PROMPT_CARD, GUIDANCE_TEXT[CardGuidance.NO_CARD],
-                         self.times.card_s)
         today = datetime.now(UTC).date()
         config = self.hub.settings.face_match
+        # A scan first, before anyone is asked to put the card down.
         scanned = await self._scanned_card(attempt, today, config)
         if scanned is not None:
             return scanned
+        deadline = time.monotonic() + self.times.card_s
+        await self._step(attempt, "card", PROMPT_CARD, GUIDANCE_TEXT[CardGuidance.NO_CARD],
+                         self.times.card_s)
         last: CardGuidance | None = None
         steady_at: float | None = None
         while True:
@@ -347,6 +349,9 @@ class IdentityChecks:
                 c.call_id == attempt.call.call_id, c.kind == "id_card",
                 c.from_video.is_(False), c.reused_from.is_(None),
             ).order_by(c.created_at.desc()).limit(SCANNED_CARDS))).all()
+        if not rows:
+            return None
+        await self._step(attempt, "card", PROMPT_CARD_SCAN, SCAN_READING_TEXT, None)
         root: Path = self.hub.settings.storage_root
         for row in rows:
             try:

@@ -271,6 +271,8 @@ async def test_the_id_card_scanned_in_the_call_is_the_checks_card(
         card_steps = [s for s in notices.of("identity_step", "terminal:") if s["step"] == "card"]
         taken = [s for s in card_steps if s["guidance"] == "拍好了"]
         assert taken and taken[0]["prompt"] == PROMPT_CARD_SCAN, card_steps
+        # Never asked to put the card down again.
+        assert all(s["prompt"] == PROMPT_CARD_SCAN for s in card_steps), card_steps
         from_scan = {e["kind"] for e in result["evidence"] if e["scan_id"] == shot["scan_id"]}
         assert from_scan == {"card", "portrait"}, result["evidence"]
     finally:
