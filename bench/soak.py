@@ -385,21 +385,13 @@ async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: st
 
 
 async def persistent_keys(redis_url: str) -> int:
-    """Keys with no expiry: these must stay flat (the rest go by their TTL)."""
+    """Keys with no expiry: these must stay flat (the rest go by their TTL). From INFO
+    keyspace (keys minus expires): scanning 100,000 keys each minute took the measuring
+    process 5-8 s of CPU beside the service by the end of a run."""
     r = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        count, cursor = 0, 0
-        while True:
-            # TTLs a batch per round trip: one TTL per key (100,000 round trips a minute at
-            # the end) kept Redis and this process busy and showed as routing latency.
-            cursor, batch = await r.scan(cursor, count=1000)
-            if batch:
-                async with r.pipeline(transaction=False) as pipe:
-                    for key in batch:
-                        pipe.ttl(key)
-                    count += sum(ttl == -1 for ttl in await pipe.execute())
-            if cursor == 0:
-                return count
+        space = await r.info("keyspace")
+        return sum(int(db["keys"]) - int(db["expires"]) for db in space.values())
     finally:
         await r.aclose()
 
@@ -451,7 +443,7 @@ def main() -> None:
     finally:
         if args.keep_logs:
             args.keep_logs.mkdir(parents=True, exist_ok=True)
-            for log_file in folder.glob("*.log"):
+            for log_file in folder.rglob("*.log"):  # Redis's and PostgreSQL's too
                 shutil.copy(log_file, args.keep_logs / log_file.name)
         shutil.rmtree(folder, ignore_errors=True)
     print(json.dumps(result, ensure_ascii=False))
