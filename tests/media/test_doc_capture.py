@@ -203,8 +203,11 @@ async def test_a_still_of_another_page_and_bad_uploads_are_refused(
         status, body = await _post(http, f"{base}/still", doc_call.term,
                                    data=b"\xff\xd8\xff" + bytes(17 * 1024 * 1024))
         assert status == 413 and body["error"]["code"] == "still_too_large"
+        # The console hears the refusal (published before the answer; the fan-out may lag).
+        await until(lambda: doc_call.heard.of("doc_scan_result", "clerk:"),
+                    what="the refusal on the console")
         results = doc_call.heard.of("doc_scan_result", "clerk:")
-        assert results and not any(r["accepted"] for r in results)
+        assert not any(r["accepted"] for r in results)
         # A camera that gives only the video size: the video frame is the page, and says so.
         status, body = await _post(http, f"{base}/video-frame", doc_call.term)
         assert status == 201 and body["accepted"] and body["from_video"]
