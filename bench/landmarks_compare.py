@@ -171,7 +171,7 @@ def liveness_runs(see: Callable[[RGB], LivenessFrame], head: RGB) -> dict[str, l
     for ch in challenges:
         poses = STILL + MOVES[ch[0]] + MOVES[ch[1]]
         images = [live_frame(head, yaw=y, pitch=p, shift=(0.01 * np.sin(i), 0.0), seed=i)
-                  for i, (y, p) in enumerate(poses)]
+                  for i, (y, p, _) in enumerate(poses)]
         frames = [see(im) for im in images]
         out["follows"].append(judge(frames, ch, 10.0))
         out["wrong_order"].append(judge(frames, ch[::-1], 10.0))

@@ -137,7 +137,7 @@ class Notices:
                     with contextlib.suppress(ValueError):
                         self.got.append((time.time(), target, json.loads(text)))
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # newer redis-py types it
 
     def kiosk(self, kind: str, since: float = 0.0) -> list[tuple[float, dict[str, Any]]]:
         return [(t, m) for t, target, m in self.got

@@ -27,23 +27,25 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import calibrate_face
-from testkit.synth_id import RGB, live_frame, load_head
+from testkit.synth_id import RGB, close_eyes, live_frame, load_head
 from verify.face_config import FaceMatchConfig
 from verify.liveness import Challenge, LivenessSession, observe
 
-Pose = tuple[float, float]
+Pose = tuple[float, float, bool]  # yaw, pitch, eyes shut
 
 
 def move(yaw: float = 0.0, pitch: float = 0.0) -> list[Pose]:
-    out = [(yaw * k / 3, pitch * k / 3) for k in (1, 2, 3, 3, 2, 1)]
-    return [*out, (0.0, 0.0), (0.0, 0.0)]
+    out = [(yaw * k / 3, pitch * k / 3, False) for k in (1, 2, 3, 3, 2, 1)]
+    return [*out, (0.0, 0.0, False), (0.0, 0.0, False)]
 
 
-STILL: list[Pose] = [(0.0, 0.0)] * 4
+STILL: list[Pose] = [(0.0, 0.0, False)] * 4
 MOVES: dict[Challenge, list[Pose]] = {
     "left": move(yaw=0.5),
     "right": move(yaw=-0.5),
     "nod": move(pitch=0.4),
+    # the eyes shut for two samples (200 ms at 10 a second)
+    "blink": [(0.0, 0.0, False), (0.0, 0.0, True), (0.0, 0.0, True), (0.0, 0.0, False)],
 }
 
 
@@ -70,16 +72,19 @@ def tilt_picture(image: RGB, angle: float) -> RGB:
 
 
 def liveness_table() -> dict[str, dict[str, int]]:
-    challenges: list[list[Challenge]] = [["left", "right"], ["nod", "left"], ["right", "nod"]]
+    challenges: list[list[Challenge]] = [["left", "right"], ["nod", "left"], ["right", "nod"],
+                                         ["blink", "left"], ["nod", "blink"]]
     table = {k: {"runs": 0, "passed": 0} for k in ("follows", "wrong_order", "still", "tilted")}
     rng = np.random.default_rng(11)
     for name in calibrate_face.PHOTOS:
         head = load_head(calibrate_face.FACES / name)
+        shut = close_eyes(head)
         for challenge in challenges:
             poses = STILL + MOVES[challenge[0]] + MOVES[challenge[1]]
             images = [
-                live_frame(head, yaw=y, pitch=p, shift=(0.01 * math.sin(i), 0.0), seed=i)
-                for i, (y, p) in enumerate(poses)
+                live_frame(shut if closed else head, yaw=y, pitch=p,
+                           shift=(0.01 * math.sin(i), 0.0), seed=i)
+                for i, (y, p, closed) in enumerate(poses)
             ]
             _count(table["follows"], judge(images, challenge, 10.0))
             _count(table["wrong_order"], judge(images, challenge[::-1], 10.0))
@@ -88,6 +93,7 @@ def liveness_table() -> dict[str, dict[str, int]]:
             for i in range(26)
         ]
         _count(table["still"], judge(still, ["left", "right"], 2.0))
+        _count(table["still"], judge(still, ["blink", "nod"], 2.0))
         photo = live_frame(head, noise=0.0)
         angles = [0.0] * 4 + [0.25, 0.5, 0.7, 0.5, 0.25, 0.0, 0.0, -0.25, -0.5, -0.7, -0.5, -0.25]
         tilted = [tilt_picture(photo, a) for a in angles * 2]

@@ -287,7 +287,7 @@ class IdentityStep(BaseModel):
     step: IdentityStepName
     prompt: str  # the step's instruction, Chinese
     guidance: str  # live guidance (the card) or the current move (the face), Chinese
-    move: Literal["left", "right", "nod"] | None  # the move asked now, for the arrow
+    move: Literal["left", "right", "nod", "blink"] | None  # the move asked now, for the arrow
     completed: int  # moves done so far
     moves: int  # moves in the challenge
     time_left_s: float | None  # of this step

@@ -171,6 +171,9 @@ class Settings:
                                          "head movement that counts as a turn")
     liveness_nod_ratio: float = setting("LIVENESS_NOD_RATIO", _LIVE.nod_ratio,
                                         "head movement that counts as a nod")
+    liveness_blink_ratio: float = setting(
+        "LIVENESS_BLINK_RATIO", _LIVE.blink_ratio,
+        "eyes count as closed below this share of the applicant's own openness")
     doc_max_edge_blur: float = setting(
         "DOC_MAX_EDGE_BLUR", _DOC.max_edge_blur,
         "document edge width (‰ of the frame's short side) above which it is blurred")
@@ -316,7 +319,8 @@ class Settings:
     @property
     def liveness(self) -> LivenessConfig:
         return replace(_LIVE, timeout_s=self.liveness_timeout_s,
-                       turn_ratio=self.liveness_turn_ratio, nod_ratio=self.liveness_nod_ratio)
+                       turn_ratio=self.liveness_turn_ratio, nod_ratio=self.liveness_nod_ratio,
+                       blink_ratio=self.liveness_blink_ratio)
 
     @property
     def document(self) -> DocumentThresholds:

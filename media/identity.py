@@ -74,7 +74,8 @@ WAIT_TEXT = "正在排队核验，请稍候，不用动"
 SCAN_READING_TEXT = "正在查看拍好的身份证，请稍候"
 VERDICTS = {"pass": IdentityVerdict.PASS, "review": IdentityVerdict.REVIEW,
             "fail": IdentityVerdict.FAIL}
-MOVE_WORDS = {"left": "请慢慢向左转头", "right": "请慢慢向右转头", "nod": "请点点头"}
+MOVE_WORDS = {"left": "请慢慢向左转头", "right": "请慢慢向右转头", "nod": "请点点头",
+              "blink": "请眨眨眼"}
 T = TypeVar("T")
 
 

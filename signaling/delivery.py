@@ -112,4 +112,4 @@ class Delivery:
                 if msg is not None and msg["type"] == "message":
                     self.receive(str(msg["data"]), on_event)
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # newer redis-py types it

@@ -93,7 +93,7 @@ class SessionSockets:
                 if msg is not None and msg["type"] == "message":
                     await self.close(str(msg["data"]).split())
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # newer redis-py types it
 
     async def sweep(self, redis: aioredis.Redis) -> int:
         """Close sockets whose session is gone (expired, or a revocation message missed)."""

@@ -96,6 +96,37 @@ def load_head(path: Path) -> RGB:
     return head_crop_at(photo, points.nose, points.eye_distance)
 
 
+def close_eyes(head: RGB) -> RGB:
+    """The same head crop with its eyes shut: each upper lid slid down over its eye (the
+    skin above the eye stretched to the lower lid) and a line of lashes along its edge."""
+    from verify import face_model
+
+    boxes = face_model.detect(head) or face_model.detect(head, 1)
+    if not boxes:
+        raise ValueError("no face in the head crop")
+    _, points = face_model.landmarks(head, boxes[0])
+    h, w = head.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = head.astype(np.float32)
+    for corners in (points.eye_a, points.eye_b):
+        a, b = (np.asarray(c, np.float32) for c in sorted(corners))
+        ew = float(np.linalg.norm(b - a))
+        cx, cy = (a + b) / 2
+        top, lid, low = cy - 0.5 * ew, cy - 0.2 * ew, cy + 0.2 * ew
+        # Rows from above the lid to the lower lid take the lid's skin (top..lid), stretched.
+        t = (yy - top) / (low - top)
+        src_y = np.where((t >= 0) & (t <= 1), top + t * (lid - top), yy)
+        across = np.clip(1 - np.abs(xx - cx) / (0.65 * ew), 0, 1) ** 0.5
+        map_y = (yy + (src_y - yy) * across).astype(np.float32)
+        out = np.asarray(cv2.remap(out, xx, map_y, cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE), np.float32)
+        xs = np.linspace(a[0] - 0.05 * ew, b[0] + 0.05 * ew, 12)
+        ys = cy + 0.06 * ew * np.sin(np.linspace(0, np.pi, 12))
+        lashes = np.stack([xs, ys], 1).astype(np.int32)
+        cv2.polylines(out, [lashes], False, (45, 35, 32), max(1, round(ew / 18)), cv2.LINE_AA)
+    return np.asarray(np.clip(out, 0, 255), np.uint8)
+
+
 def _crop_padded(image: RGB, x: int, y: int, w: int, h: int) -> RGB:
     pad = max(w, h)
     bordered = np.asarray(cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE))

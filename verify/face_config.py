@@ -52,3 +52,6 @@ class LivenessConfig:
     baseline_frames: int = 3  # frontal frames that set the neutral pose
     min_texture_change: float = 6.0  # largest mean abs change of the aligned face, 0..255
     max_identical_frac: float = 0.5  # share of consecutive identical frames tolerated
+    blink_ratio: float = 0.7  # eyes closed: openness below this share of the person's own
+    blink_min_openness: float = 0.2  # an own openness under this cannot show a blink
+    blink_max_shift: float = 0.15  # eyes moved less than this (eye distances) since the last frame

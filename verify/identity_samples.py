@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from verify import face_model
+from verify.eyes import openness
 from verify.face_config import FaceMatchConfig
 from verify.face_match import LiveFace
 from verify.face_model import RGB
@@ -156,5 +157,5 @@ def face_sample(image: RGB, t: float, config: FaceMatchConfig, encode: bool) -> 
     encoding = face_model.encode(image, shape, config.live_jitters) if (
         encode and gated.ok) else None
     return FaceSample(LivenessFrame(t, 1, frame_points(points, image.shape[1]),
-                                    _thumb(image, points), digest),
+                                    _thumb(image, points), digest, openness(image, points)),
                       LiveFace(replace(gated, shape=None), encoding))

@@ -3,7 +3,8 @@
 Frames go in with their timestamps (`LivenessSession.feed`), a verdict comes out. The pose
 comes from the 5-point landmarks only: the nose's offset from the eye midpoint, measured in
 the frame of the eye axis, so moving, scaling or rolling a flat picture does not change it,
-while a real head turn or nod does.
+while a real head turn or nod does. A blink is the eyes' openness (`verify.eyes`) falling
+well below the same person's own value of the moments before, with the head steady.
 
 Passive checks that a static picture cannot satisfy: repeated identical frames (a frozen or
 replayed stream) and no change of the face's texture once aligned on the landmarks (a photo
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import random
 import statistics
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -23,14 +25,16 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from verify.eyes import openness
 from verify.face_config import LivenessConfig
 from verify.face_model import RGB, FivePoints
 
-Challenge = Literal["left", "right", "nod"]
+Challenge = Literal["left", "right", "nod", "blink"]
 LivenessStatus = Literal["pending", "pass", "fail"]
-CHALLENGES: tuple[Challenge, ...] = ("left", "right", "nod")
+CHALLENGES: tuple[Challenge, ...] = ("left", "right", "nod", "blink")
 
-PROMPTS: dict[Challenge, str] = {"left": "向左转头", "right": "向右转头", "nod": "点头"}
+PROMPTS: dict[Challenge, str] = {"left": "向左转头", "right": "向右转头", "nod": "点头",
+                                 "blink": "眨眼"}
 REASON_PASS = "活体检测通过"
 REASON_TIMEOUT = "未在规定时间内完成动作"
 REASON_STATIC = "画面中的人脸没有变化，疑似照片或屏幕"
@@ -51,7 +55,7 @@ def parse_challenge(text: str) -> list[Challenge]:
     for part in text.split(","):
         name = part.strip().lower()
         if name not in CHALLENGES:
-            raise ValueError(f"unknown move {part!r}; expected left, right or nod")
+            raise ValueError(f"unknown move {part!r}; expected left, right, nod or blink")
         moves.append(name)
     if not moves:
         raise ValueError("the challenge needs at least one move")
@@ -67,6 +71,7 @@ class LivenessFrame:
     points: FivePoints | None
     thumb: npt.NDArray[np.float32] | None  # the face aligned on the eyes, gray
     digest: npt.NDArray[np.float32]  # the whole frame, tiny, gray
+    eyes: float | None = None  # how open the eyes are (verify.eyes), with one face
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,7 @@ def observe(image: RGB, t: float, detect_width: int = 640) -> LivenessFrame:
         return LivenessFrame(t, len(boxes), None, None, _digest(image))
     _, points = face_model.landmarks(image, boxes[0])
     return LivenessFrame(t, 1, frame_points(points, image.shape[1]), _thumb(image, points),
-                         _digest(image))
+                         _digest(image), openness(image, points))
 
 
 @dataclass
@@ -152,6 +157,9 @@ class LivenessSession:
     _texture_change: float = 0.0
     _verdict: LivenessVerdict | None = None
     _last_t: float = 0.0
+    # the eyes' openness of the last frontal frames with open eyes: what a blink falls from
+    _open_eyes: deque[float] = field(default_factory=lambda: deque(maxlen=5))
+    _last_points: FivePoints | None = None
 
     def feed(self, frame: LivenessFrame) -> LivenessVerdict:
         if self._verdict is not None:
@@ -196,6 +204,14 @@ class LivenessSession:
         change = float(np.mean(np.abs(frame.thumb - base.thumb)))
         self._texture_change = max(self._texture_change, change)
         move = self._classify(frame.points, base)
+        steady, self._last_points = self._steady(frame.points), frame.points
+        if move in ("neutral", "unclear") and frame.eyes is not None:
+            # A blink is only asked for, never a wrong move: everyone blinks while turning.
+            closed = self._closed(frame.eyes)
+            if not closed and move == "neutral":
+                self._open_eyes.append(frame.eyes)
+            if closed and steady and not self._away and self.challenge[self._step] == "blink":
+                move = "blink"
         if self._away:
             if move == "neutral":
                 self._away = False
@@ -223,12 +239,31 @@ class LivenessSession:
             return
         poses = [f.points.pose() for f in self._neutral if f.points is not None]
         thumbs = [f.thumb for f in self._neutral if f.thumb is not None]
+        self._open_eyes.extend(f.eyes for f in self._neutral if f.eyes is not None)
         self._baseline = _Baseline(
             statistics.median(p[0] for p in poses),
             statistics.median(p[1] for p in poses),
             statistics.median(f.points.eye_distance for f in self._neutral if f.points),
             np.median(np.stack(thumbs), axis=0).astype(np.float32),
         )
+
+    def _closed(self, eyes: float) -> bool:
+        """Well below the person's own recent openness (a fixed level would not fit all)."""
+        if not self._open_eyes:
+            return False
+        reference = statistics.median(self._open_eyes)
+        cfg = self.config
+        return reference >= cfg.blink_min_openness and eyes < cfg.blink_ratio * reference
+
+    def _steady(self, points: FivePoints) -> bool:
+        """The eyes barely moved since the last frame: sideways motion blur also hides the
+        iris's edges, so a picture swept past the camera must not read as a blink."""
+        last = self._last_points
+        if last is None:
+            return False
+        moved = np.linalg.norm(np.mean([*points.eye_a, *points.eye_b], axis=0)
+                               - np.mean([*last.eye_a, *last.eye_b], axis=0))
+        return float(moved) < self.config.blink_max_shift * points.eye_distance
 
     def _classify(self, points: FivePoints, base: _Baseline) -> str:
         """left / right / nod / neutral / unclear, relative to the baseline pose."""

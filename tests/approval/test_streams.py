@@ -199,7 +199,7 @@ async def test_overdue_step_escalates_to_the_group_and_shows_on_figures(
         msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.05)
         if msg is not None:
             told.append(msg["data"])
-    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # newer redis-py types it
     assert any(m.startswith("reviewer:lead_town\n") and case_no in m and "step_overdue" in m
                for m in told)
     assert f"{case_no}:1" in await redis.zrange(keys.approval_overdue(), 0, -1)

@@ -26,6 +26,7 @@ from testkit.synth_id import (
     RGB,
     CameraEffect,
     CardFields,
+    close_eyes,
     live_frame,
     load_head,
     photograph_card,
@@ -110,6 +111,10 @@ class Face:
             steps = [k / 5 for k in (1, 2, 3, 4, 5, 5, 4, 3, 2, 1)]
             moves[name] = [live_frame(head, yaw=yaw * k, pitch=pitch * k, **sway(20 + i))
                            for i, k in enumerate(steps)] + neutral[:3]
+        # 眨眨眼: the eyes shut for three frames (about 0.36 s as played), twice.
+        shut = close_eyes(head)
+        blink = [live_frame(shut, **sway(40 + i)) for i in range(3)]
+        moves["blink"] = neutral[:2] + blink + neutral[2:5] + blink + neutral[5:8]
         return cls(neutral, moves)
 
 

@@ -121,7 +121,7 @@ async def doc_call(worker: Worker, placement: WorkerPlacement,
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # newer redis-py types it
 
 
 def _auth(j: MediaJoin) -> dict[str, str]:

@@ -173,6 +173,26 @@ async def test_the_same_person_passes_and_both_sides_see_each_step(
         await _close(peers, placing, "call-id-pass")
 
 
+@pytest.mark.parametrize("challenge", [["blink", "right"], ["nod", "blink"]])
+async def test_a_blink_asked_for_is_seen_through_the_call(
+        checking_worker: Worker, placing: WorkerPlacement, redis: aioredis.Redis,
+        people: dict[str, RGB], monkeypatch: pytest.MonkeyPatch, challenge: list[str]) -> None:
+    monkeypatch.setattr("media.identity.new_challenge", lambda rng, steps: list(challenge))
+    face = Face.of(people["obama.jpg"])
+    face_track = ScriptedTrack(face.neutral)
+    document = ScriptedTrack([card_frame(people["obama2.jpg"])], fps=10)
+    peers, _ = await _call(checking_worker, placing, "call-id-blink", face_track, document)
+    try:
+        async with Notices(redis, follow=(face_track, face)) as notices:
+            result = await _check(checking_worker, placing, notices, "call-id-blink")
+        assert result["verdict"] == "通过", {k: result[k] for k in ("reasons", "liveness")}
+        assert result["liveness"]["completed"] == challenge
+        asked = [s for s in notices.of("identity_step", "terminal:") if s["move"] == "blink"]
+        assert asked and asked[0]["guidance"] == "请眨眨眼"
+    finally:
+        await _close(peers, placing, "call-id-blink")
+
+
 async def test_a_card_of_someone_else_fails(
         checking_worker: Worker, placing: WorkerPlacement, redis: aioredis.Redis,
         people: dict[str, RGB]) -> None:

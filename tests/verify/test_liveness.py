@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from testkit.synth_id import RGB, live_frame
+from testkit.synth_id import RGB, close_eyes, live_frame
 from verify.cli import main
 from verify.face_config import LivenessConfig
 from verify.liveness import (
@@ -30,23 +30,31 @@ from verify.liveness import (
 )
 
 FPS = 10.0
-Pose = tuple[float, float]  # yaw, pitch in radians
+Pose = tuple[float, float, bool]  # yaw, pitch in radians; the eyes shut
 
 
 def move(yaw: float = 0.0, pitch: float = 0.0) -> list[Pose]:
     """Out to the pose and back, the way a person turns or nods."""
-    out = [(yaw * k / 3, pitch * k / 3) for k in (1, 2, 3, 3, 2, 1)]
-    return [*out, (0.0, 0.0), (0.0, 0.0)]
+    out = [(yaw * k / 3, pitch * k / 3, False) for k in (1, 2, 3, 3, 2, 1)]
+    return [*out, (0.0, 0.0, False), (0.0, 0.0, False)]
 
 
-STILL: list[Pose] = [(0.0, 0.0)] * 4
+STILL: list[Pose] = [(0.0, 0.0, False)] * 4
 LEFT, RIGHT, NOD = move(yaw=0.5), move(yaw=-0.5), move(pitch=0.4)
+# Eyes shut for two samples (200 ms at 10 a second), then open again.
+BLINK: list[Pose] = [(0.0, 0.0, False), (0.0, 0.0, True), (0.0, 0.0, True),
+                     (0.0, 0.0, False), (0.0, 0.0, False)]
+_shut: dict[int, RGB] = {}
 
 
 def frames_of(head: RGB, poses: Sequence[Pose]) -> list[RGB]:
+    def shut() -> RGB:
+        return _shut.setdefault(id(head), close_eyes(head))
+
     return [
-        live_frame(head, yaw=y, pitch=p, shift=(0.01 * math.sin(i), 0.005 * i % 0.02), seed=i)
-        for i, (y, p) in enumerate(poses)
+        live_frame(shut() if closed else head, yaw=y, pitch=p,
+                   shift=(0.01 * math.sin(i), 0.005 * i % 0.02), seed=i)
+        for i, (y, p, closed) in enumerate(poses)
     ]
 
 
@@ -65,6 +73,8 @@ def run(images: Sequence[RGB], challenge: Sequence[Challenge], fps: float = FPS)
         ("obama.jpg", ["left", "right"], STILL + LEFT + RIGHT),
         ("biden2.jpg", ["nod", "left"], STILL + NOD + LEFT),
         ("obama2.jpg", ["right", "nod"], STILL + RIGHT + NOD),
+        ("obama.jpg", ["blink", "left"], STILL + BLINK + LEFT),
+        ("biden2.jpg", ["right", "blink"], STILL + RIGHT + BLINK),
     ],
 )
 def test_following_the_challenge_passes(
@@ -81,7 +91,7 @@ def test_the_last_move_ends_the_challenge_without_waiting_for_the_head_to_come_b
     face_heads: dict[str, RGB]
 ) -> None:
     # A slow sampler may see the last turn and nothing after it before the time runs out.
-    turned_away = [(0.0, 0.0)] * 2 + [(-0.5, 0.0)] * 3
+    turned_away = [(0.0, 0.0, False)] * 2 + [(-0.5, 0.0, False)] * 3
     poses = STILL + LEFT + turned_away
     verdict = run(frames_of(face_heads["obama.jpg"], poses), ["left", "right"])
     assert verdict.status == "pass", verdict
@@ -107,8 +117,32 @@ def test_wrong_order_fails_naming_the_expected_move(face_heads: dict[str, RGB]) 
     assert verdict.reason == "动作与提示不符：应为向右转头"
 
 
+def test_a_blink_while_a_turn_is_asked_is_not_a_wrong_move(face_heads: dict[str, RGB]) -> None:
+    # Everyone blinks now and then; only a turn the other way is the wrong move.
+    verdict = run(frames_of(face_heads["obama.jpg"], STILL + BLINK + LEFT + BLINK + RIGHT),
+                  ["left", "right"])
+    assert verdict.status == "pass", verdict
+
+
+def test_open_eyes_do_not_pass_a_blink(face_heads: dict[str, RGB]) -> None:
+    verdict = run(frames_of(face_heads["obama.jpg"], STILL * 6), ["blink", "left"], fps=2.0)
+    assert verdict.status == "fail"
+    assert verdict.completed == []
+
+
+def test_a_picture_swept_sideways_is_not_a_blink(face_heads: dict[str, RGB]) -> None:
+    # Motion blur along the eye axis hides the iris's edges as a shut lid does; the face moved.
+    head = face_heads["obama.jpg"]
+    images = [live_frame(head, shift=(0.0, 0.0), seed=i) for i in range(4)]
+    for i in range(8):
+        frame = live_frame(head, shift=(0.12 * (-1) ** i, 0.0), seed=10 + i)
+        images.append(np.asarray(cv2.blur(frame, (25, 1)), np.uint8))
+    verdict = run(images, ["blink", "left"], fps=4.0)
+    assert verdict.completed == [], verdict
+
+
 def test_too_slow_fails_with_timeout(face_heads: dict[str, RGB]) -> None:
-    frames = frames_of(face_heads["obama.jpg"], STILL + LEFT + [(0.0, 0.0)] * 3 + RIGHT)
+    frames = frames_of(face_heads["obama.jpg"], STILL + LEFT + [(0.0, 0.0, False)] * 3 + RIGHT)
     # The same moves, but one frame every second: the 12 s limit runs out before the end.
     verdict = run(frames, ["left", "right"], fps=1.0)
     assert verdict.status == "fail"
@@ -152,7 +186,7 @@ def tilt_picture(image: RGB, angle: float) -> RGB:
     return np.asarray(warped, np.uint8)
 
 
-@pytest.mark.parametrize("challenge", [["left", "right"], ["nod", "left"]])
+@pytest.mark.parametrize("challenge", [["left", "right"], ["nod", "left"], ["blink", "right"]])
 def test_printed_photo_turned_in_front_of_the_camera_does_not_pass(
     face_heads: dict[str, RGB], challenge: list[Challenge]
 ) -> None:
@@ -182,11 +216,12 @@ def test_random_challenges_have_distinct_moves() -> None:
     rng = random.Random(1)
     seen = {tuple(new_challenge(rng)) for _ in range(50)}
     assert all(len(set(c)) == 2 for c in seen)
-    assert len(seen) == 6  # every ordered pair of the three moves shows up
+    assert len(seen) == 12  # every ordered pair of the four moves shows up
 
 
 def test_challenge_text_is_checked() -> None:
     assert parse_challenge("Left, nod") == ["left", "nod"]
+    assert parse_challenge("blink,right") == ["blink", "right"]
     with pytest.raises(ValueError):
         parse_challenge("left,jump")
 

@@ -7,7 +7,7 @@ import { api, plain } from "/web/common/api.js";
 
 const $ = (id) => document.getElementById(id);
 const VERDICT_CLASS = { "通过": "pass", "人工复核": "review", "不通过": "fail" };
-const MOVES = { left: "向左转头", right: "向右转头", nod: "点头" };
+const MOVES = { left: "向左转头", right: "向右转头", nod: "点头", blink: "眨眼" };
 const KINDS = { card: "证件", portrait: "证件照片", live: "现场画面" };
 
 const view = { call: null, second: false, attempts: [], step: null, reasons: null, manual: null };

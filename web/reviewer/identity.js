@@ -2,7 +2,7 @@
 // thresholds, the card portrait beside the live frames, the liveness moves, and any
 // override with its reason and who decided. The record is read from the server.
 
-const MOVES = { left: "向左转头", right: "向右转头", nod: "点头" };
+const MOVES = { left: "向左转头", right: "向右转头", nod: "点头", blink: "眨眼" };
 const KINDS = { card: "证件", portrait: "证件照片", live: "现场画面" };
 
 function el(tag, text = "", cls = "") {

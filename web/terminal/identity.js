@@ -4,7 +4,9 @@
 
 const $ = (id) => document.getElementById(id);
 const ARROWS = { left: "⬅", right: "➡", nod: "⬇" };
-const MOVE_WORDS = { left: "请慢慢向左转头", right: "请慢慢向右转头", nod: "请点点头" };
+const MOVE_WORDS = { left: "请慢慢向左转头", right: "请慢慢向右转头", nod: "请点点头", blink: "请眨眨眼" };
+// A blink has no arrow: an eye that closes and opens again, drawn large.
+const BLINK_SVG = `<svg viewBox="0 0 160 80" width="240" height="120" aria-hidden="true"><g class="eye-open"><path d="M10 40 Q80 -6 150 40 Q80 86 10 40 Z" fill="#fff" stroke="#111" stroke-width="6"/><circle cx="80" cy="40" r="18" fill="#0b4fa8"/><circle cx="80" cy="40" r="8" fill="#111"/></g><g class="eye-shut"><path d="M10 40 Q80 78 150 40" fill="none" stroke="#111" stroke-width="6"/><path d="M40 58 l-6 12 M80 64 v13 M120 58 l6 12" stroke="#111" stroke-width="5"/></g></svg>`;
 // A picture per step (inline SVG: the kiosk loads nothing from outside).
 const CARD_SVG = `<svg viewBox="0 0 120 80" aria-hidden="true"><rect x="4" y="8" width="112" height="68" rx="8" fill="#fff" stroke="#111" stroke-width="4"/><rect x="74" y="18" width="32" height="40" fill="#bcd" stroke="#111" stroke-width="2"/><circle cx="90" cy="32" r="8" fill="#789"/><rect x="14" y="22" width="48" height="6" fill="#111"/><rect x="14" y="36" width="40" height="6" fill="#111"/><rect x="14" y="58" width="54" height="8" fill="#111"/></svg>`;
 const FACE_SVG = `<svg viewBox="0 0 120 80" aria-hidden="true"><rect x="40" y="2" width="40" height="10" rx="4" fill="#111"/><circle cx="60" cy="7" r="3" fill="#f0a400"/><ellipse cx="60" cy="48" rx="22" ry="27" fill="#f2d2b6" stroke="#111" stroke-width="3"/><circle cx="52" cy="44" r="3"/><circle cx="68" cy="44" r="3"/><path d="M52 60 Q60 66 68 60" stroke="#111" stroke-width="3" fill="none"/></svg>`;
@@ -52,7 +54,8 @@ function step(msg) {
   overlay.dataset.step = msg.step;
   $("id-picture").innerHTML = msg.step === "card" ? CARD_SVG : FACE_SVG;
   $("id-prompt").textContent = msg.step === "match" ? "请稍候" : msg.prompt;
-  $("id-arrow").textContent = msg.move ? ARROWS[msg.move] : "";
+  if (msg.move === "blink") $("id-arrow").innerHTML = BLINK_SVG;
+  else $("id-arrow").textContent = msg.move ? ARROWS[msg.move] : "";
   $("id-arrow").className = `id-arrow ${msg.move || ""}`;
   const words = msg.move ? MOVE_WORDS[msg.move] : msg.guidance;
   $("id-guidance").textContent = words;
