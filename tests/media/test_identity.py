@@ -127,6 +127,21 @@ async def _close(peers: list[Peer], placement: WorkerPlacement, call_id: str) ->
     await placement.stop_call(call_id, "hangup")
 
 
+async def _followed_check(worker: Worker, placement: WorkerPlacement, redis: aioredis.Redis,
+                         call_id: str, face_of: RGB, card_of: RGB
+                         ) -> tuple[dict[str, Any], Notices]:
+    """A call whose card lies on the desk and whose face follows the moves; one check."""
+    face = Face.of(face_of)
+    face_track = ScriptedTrack(face.neutral)
+    document = ScriptedTrack([card_frame(card_of)], fps=10)
+    peers, _ = await _call(worker, placement, call_id, face_track, document)
+    try:
+        async with Notices(redis, follow=(face_track, face)) as notices:
+            return await _check(worker, placement, notices, call_id), notices
+    finally:
+        await _close(peers, placement, call_id)
+
+
 async def _row(worker: Worker, verification_id: str) -> Any:
     engine = make_engine(worker.settings.database_url)
     try:
@@ -178,38 +193,24 @@ async def test_a_blink_asked_for_is_seen_through_the_call(
         checking_worker: Worker, placing: WorkerPlacement, redis: aioredis.Redis,
         people: dict[str, RGB], monkeypatch: pytest.MonkeyPatch, challenge: list[str]) -> None:
     monkeypatch.setattr("media.identity.new_challenge", lambda rng, steps: list(challenge))
-    face = Face.of(people["obama.jpg"])
-    face_track = ScriptedTrack(face.neutral)
-    document = ScriptedTrack([card_frame(people["obama2.jpg"])], fps=10)
-    peers, _ = await _call(checking_worker, placing, "call-id-blink", face_track, document)
-    try:
-        async with Notices(redis, follow=(face_track, face)) as notices:
-            result = await _check(checking_worker, placing, notices, "call-id-blink")
-        # What this test owns is the blink; the match may land in review when a loaded
-        # machine leaves few frontal frames to encode (seen once in CI).
-        assert result["liveness"]["status"] == "pass", result["liveness"]
-        assert result["liveness"]["completed"] == challenge
-        assert result["verdict"] in ("通过", "人工复核"), result["reasons"]
-        asked = [s for s in notices.of("identity_step", "terminal:") if s["move"] == "blink"]
-        assert asked and asked[0]["guidance"] == "请眨眨眼"
-    finally:
-        await _close(peers, placing, "call-id-blink")
+    result, notices = await _followed_check(checking_worker, placing, redis, "call-id-blink",
+                                            people["obama.jpg"], people["obama2.jpg"])
+    # What this test owns is the blink; the match may land in review when a loaded
+    # machine leaves few frontal frames to encode (seen once in CI).
+    assert result["liveness"]["status"] == "pass", result["liveness"]
+    assert result["liveness"]["completed"] == challenge
+    assert result["verdict"] in ("通过", "人工复核"), result["reasons"]
+    asked = [s for s in notices.of("identity_step", "terminal:") if s["move"] == "blink"]
+    assert asked and asked[0]["guidance"] == "请眨眨眼"
 
 
 async def test_a_card_of_someone_else_fails(
         checking_worker: Worker, placing: WorkerPlacement, redis: aioredis.Redis,
         people: dict[str, RGB]) -> None:
-    face = Face.of(people["obama.jpg"])
-    face_track = ScriptedTrack(face.neutral)
-    document = ScriptedTrack([card_frame(people["biden.jpg"])], fps=10)
-    peers, _ = await _call(checking_worker, placing, "call-id-other", face_track, document)
-    try:
-        async with Notices(redis, follow=(face_track, face)) as notices:
-            result = await _check(checking_worker, placing, notices, "call-id-other")
-        assert result["verdict"] == "不通过", result
-        assert "人证比对不一致" in result["reasons"]
-    finally:
-        await _close(peers, placing, "call-id-other")
+    result, _ = await _followed_check(checking_worker, placing, redis, "call-id-other",
+                                      people["obama.jpg"], people["biden.jpg"])
+    assert result["verdict"] == "不通过", result
+    assert "人证比对不一致" in result["reasons"]
 
 
 async def test_a_still_picture_fails_liveness(
