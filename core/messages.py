@@ -313,7 +313,7 @@ class IdentityResult(BaseModel):
     distance: float | None
     thresholds: dict[str, float]
     reasons: list[str]
-    liveness: dict[str, str | int | float | list[str]]
+    liveness: dict[str, str | bool | int | float | list[str]]
     id_number: str | None  # read from the card, valid; None when unreadable
     id_read_reason: str
     evidence: list[IdentityEvidence]

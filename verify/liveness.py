@@ -14,6 +14,7 @@ reliable enough on the material we have.
 
 from __future__ import annotations
 
+import itertools
 import random
 import statistics
 from collections import deque
@@ -32,6 +33,7 @@ from verify.face_model import RGB, FivePoints
 Challenge = Literal["left", "right", "nod", "blink"]
 LivenessStatus = Literal["pending", "pass", "fail"]
 CHALLENGES: tuple[Challenge, ...] = ("left", "right", "nod", "blink")
+HEAD_MOVES: tuple[Challenge, ...] = ("left", "right", "nod")
 
 PROMPTS: dict[Challenge, str] = {"left": "向左转头", "right": "向右转头", "nod": "点头",
                                  "blink": "眨眼"}
@@ -160,6 +162,16 @@ class LivenessSession:
     # the eyes' openness of the last frontal frames with open eyes: what a blink falls from
     _open_eyes: deque[float] = field(default_factory=lambda: deque(maxlen=5))
     _last_points: FivePoints | None = None
+    _moves: list[Challenge] = field(init=False)
+    blink_replaced: bool = False  # the eyes could not be measured: a head move asked instead
+
+    def __post_init__(self) -> None:
+        self._moves = list(self.challenge)
+
+    @property
+    def moves(self) -> list[Challenge]:
+        """The moves asked for: the challenge, with a blink replaced if the eyes can't show one."""
+        return list(self._moves)
 
     def feed(self, frame: LivenessFrame) -> LivenessVerdict:
         if self._verdict is not None:
@@ -210,7 +222,7 @@ class LivenessSession:
             closed = self._closed(frame.eyes)
             if not closed and move == "neutral":
                 self._open_eyes.append(frame.eyes)
-            if closed and steady and not self._away and self.challenge[self._step] == "blink":
+            if closed and steady and not self._away and self._moves[self._step] == "blink":
                 move = "blink"
         if self._away:
             if move == "neutral":
@@ -218,11 +230,11 @@ class LivenessSession:
             return None
         if move == "neutral" or move == "unclear":
             return None
-        expected = self.challenge[self._step]
+        expected = self._moves[self._step]
         if move != expected:
             return self._decide("fail", f"动作与提示不符：应为{PROMPTS[expected]}")
         self._step += 1
-        if self._step == len(self.challenge):
+        if self._step == len(self._moves):
             # The last move done: no need to wait for the head to come back (a slow or
             # starved sampler missed that return and timed genuine applicants out).
             return self._finish()
@@ -246,6 +258,20 @@ class LivenessSession:
             statistics.median(f.points.eye_distance for f in self._neutral if f.points),
             np.median(np.stack(thumbs), axis=0).astype(np.float32),
         )
+        self._replace_blink_if_eyes_unseen()
+
+    def _replace_blink_if_eyes_unseen(self) -> None:
+        """Eyes that show no white (heavy lids, glare on glasses, a small face) cannot fall
+        below their own openness: asking them to blink would only time out, so a head move
+        not yet in the challenge is asked instead (still unknown before it is shown)."""
+        if "blink" not in self._moves:
+            return
+        reference = statistics.median(self._open_eyes) if self._open_eyes else 0.0
+        if reference >= self.config.blink_min_openness:
+            return
+        spare = itertools.cycle([m for m in HEAD_MOVES if m not in self._moves] or HEAD_MOVES)
+        self._moves = [next(spare) if m == "blink" else m for m in self._moves]
+        self.blink_replaced = True
 
     def _closed(self, eyes: float) -> bool:
         """Well below the person's own recent openness (a fixed level would not fit all)."""
@@ -297,7 +323,7 @@ class LivenessSession:
         return 0.0 if self.started_at is None else self._last_t - self.started_at
 
     def _decide(self, status: LivenessStatus, reason: str) -> LivenessVerdict:
-        done = list(self.challenge[: self._step])
+        done = list(self._moves[: self._step])
         self._verdict = LivenessVerdict(status, reason, done, "", self._frames, self._elapsed())
         return self._verdict
 
@@ -307,8 +333,8 @@ class LivenessSession:
         elif self._away:
             prompt = "请回正"
         else:
-            prompt = PROMPTS[self.challenge[self._step]]
-        done = list(self.challenge[: self._step])
+            prompt = PROMPTS[self._moves[self._step]]
+        done = list(self._moves[: self._step])
         return LivenessVerdict("pending", "", done, prompt, self._frames, self._elapsed())
 
     def finish(self) -> LivenessVerdict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from tests.media.peers import (
     terminal_lines,
     until,
 )
+from verify.liveness import LivenessSession
 
 CHECK_S = 90.0
 
@@ -202,6 +204,22 @@ async def test_a_blink_asked_for_is_seen_through_the_call(
     assert result["verdict"] in ("通过", "人工复核"), result["reasons"]
     asked = [s for s in notices.of("identity_step", "terminal:") if s["move"] == "blink"]
     assert asked and asked[0]["guidance"] == "请眨眨眼"
+
+
+async def test_eyes_that_cannot_show_a_blink_are_asked_for_a_head_move(
+        checking_worker: Worker, placing: WorkerPlacement, redis: aioredis.Redis,
+        people: dict[str, RGB], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("media.identity.new_challenge", lambda rng, steps: ["blink", "left"])
+    # Openness is a share (at most 1): no eyes reach this, as if they showed no white.
+    monkeypatch.setattr("media.identity.LivenessSession", lambda moves, cfg: LivenessSession(
+        moves, replace(cfg, blink_min_openness=2.0)))
+    result, notices = await _followed_check(checking_worker, placing, redis, "call-id-no-blink",
+                                            people["obama.jpg"], people["obama2.jpg"])
+    assert result["liveness"]["status"] == "pass", result["liveness"]
+    assert result["liveness"]["challenge"] == ["right", "left"]
+    assert result["liveness"]["blink_replaced"] is True
+    told = [s["move"] for s in notices.of("identity_step", "terminal:") if s["move"]]
+    assert "blink" not in told and told[0] == "right", told
 
 
 async def test_a_card_of_someone_else_fails(

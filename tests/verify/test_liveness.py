@@ -6,6 +6,7 @@ import json
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -128,6 +129,30 @@ def test_open_eyes_do_not_pass_a_blink(face_heads: dict[str, RGB]) -> None:
     verdict = run(frames_of(face_heads["obama.jpg"], STILL * 6), ["blink", "left"], fps=2.0)
     assert verdict.status == "fail"
     assert verdict.completed == []
+
+
+def test_eyes_that_cannot_show_a_blink_are_asked_for_a_head_move(
+        face_heads: dict[str, RGB]) -> None:
+    # Heavy lids or glare on glasses: no white to measure, so a blink could only time out.
+    session = LivenessSession(["blink", "left"])
+    images = frames_of(face_heads["obama.jpg"], STILL + RIGHT + LEFT)
+    prompts, verdict = [], None
+    for i, image in enumerate(images):
+        verdict = session.feed(replace(observe(image, i / FPS), eyes=0.1))
+        prompts.append(verdict.prompt)
+        if verdict.status != "pending":
+            break
+    assert verdict is not None and verdict.status == "pass", verdict
+    assert verdict.completed == ["right", "left"]
+    assert session.moves == ["right", "left"] and session.blink_replaced
+    assert "眨眼" not in prompts and "向右转头" in prompts
+
+
+def test_eyes_that_can_blink_keep_the_blink(face_heads: dict[str, RGB]) -> None:
+    session = LivenessSession(["blink", "left"])
+    for i, image in enumerate(frames_of(face_heads["obama.jpg"], STILL + STILL)):
+        session.feed(observe(image, i / FPS))
+    assert session.moves == ["blink", "left"] and not session.blink_replaced
 
 
 def test_a_picture_swept_sideways_is_not_a_blink(face_heads: dict[str, RGB]) -> None:

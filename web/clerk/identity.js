@@ -90,6 +90,7 @@ function renderResult() {
   const moves = (r.liveness?.challenge || []).map((m) => MOVES[m] || m).join("、");
   const reasons = el("ul", { class: "reasons" }, ...r.reasons.map((t) => el("li", { text: t })));
   if (moves) reasons.append(el("li", { text: `活体动作：${moves}（${r.liveness.reason}）` }));
+  if (r.liveness?.blink_replaced) reasons.append(el("li", { text: "眼睛看不清，眨眼已换成头部动作" }));
   box.replaceChildren(el("div", { class: "line" }, ...lines), reasons);
   $("id-frames").replaceChildren(...(r.evidence || []).map((e) => el("figure", {},
     el("img", { src: `/api/identity/${encodeURIComponent(r.verification_id)}/evidence/${e.index}`,

@@ -38,6 +38,7 @@ export async function showVerification(box, verification) {
   }
   const moves = (r.challenge || []).map((m) => MOVES[m] || m).join("、");
   if (moves) facts.append(el("li", `活体动作：${moves} — ${r.liveness?.reason || ""}`));
+  if (r.liveness?.blink_replaced) facts.append(el("li", "眼睛看不清，眨眼已换成头部动作"));
   for (const reason of r.reasons || []) facts.append(el("li", reason));
   box.append(facts);
   const frames = el("div", "", "id-frames");
