@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -278,8 +279,53 @@ async def sample(procs: dict[str, psutil.Process], redis_url: str, pg_url: str
     return out
 
 
-async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: str
-              ) -> dict[str, Any]:
+def cpu_ns(pid: int, with_children: bool) -> tuple[int, int]:
+    """Nanoseconds the process's threads (and its children's, if asked) have run on a CPU and
+    have spent runnable but waiting for one (the scheduler's /proc/PID/task/*/schedstat)."""
+    pids = [pid]
+    if with_children:
+        with contextlib.suppress(psutil.Error):  # gone: counted as what it had
+            pids += [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    ran = waited = 0
+    for one in pids:
+        for stat in Path(f"/proc/{one}/task").glob("*/schedstat"):
+            try:
+                fields = stat.read_text().split()
+                ran, waited = ran + int(fields[0]), waited + int(fields[1])
+            except (OSError, IndexError, ValueError):
+                continue  # a thread that ended while read
+    return ran, waited
+
+
+class CpuShare:
+    """Per process, the milliseconds of each wall second it ran on a CPU and waited for one
+    since the last reading: where routing latency goes when two cores carry everything. A
+    service process counts its children (PostgreSQL's backends, the workers' pools); this
+    process counts only itself (its children are the kiosks and peers)."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.last = {name: self._ns(name) for name in pids}
+        self.at = time.monotonic()
+
+    def _ns(self, name: str) -> tuple[int, int]:
+        return cpu_ns(self.pids[name], with_children=name != "bench")
+
+    def read(self) -> dict[str, float]:
+        now = time.monotonic()
+        per_s = 1e6 * max(now - self.at, 1e-3)
+        out: dict[str, float] = {}
+        for name in self.pids:
+            (ran, waited), (ran0, waited0) = self._ns(name), self.last[name]
+            out[f"{name}_cpu_ms_s"] = round((ran - ran0) / per_s, 1)
+            out[f"{name}_cpu_wait_ms_s"] = round((waited - waited0) / per_s, 1)
+            self.last[name] = (ran, waited)
+        self.at = now
+        return out
+
+
+async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: str,
+              servers: dict[str, int]) -> dict[str, Any]:
     rng = random.Random(args.seed)
     await seed_demo(pg_url)
     skills = await routing.add_people(pg_url, args.terminals, args.clerks, rng)
@@ -335,12 +381,15 @@ async def run(args: argparse.Namespace, folder: Path, redis_url: str, pg_url: st
                  for p in worker_ports]
         watched = {name: psutil.Process(p.pid) for name, p in procs.items()}
         watched.update({f"holder{i}": psutil.Process(h.pid) for i, h in enumerate(holders)})
+        cpu = CpuShare({**{n: p.pid for n, p in watched.items()}, **servers,
+                          "bench": os.getpid()})
         minutes: list[dict[str, Any]] = []
         t0 = time.monotonic()
         for minute in range(1, args.minutes + 1):
             await asyncio.sleep(max(0.0, t0 + minute * 60 - time.monotonic()))
             sampling = time.monotonic()
-            got = await sample(watched, redis_url, pg_url)
+            got = cpu.read()
+            got.update(await sample(watched, redis_url, pg_url))
             persistent = await persistent_keys(redis_url)
             got["sample_s"] = round(time.monotonic() - sampling, 2)  # the figures' own cost
             recent = [ms for at, ms in waits if at >= t0 + (minute - 1) * 60]
@@ -396,6 +445,10 @@ async def persistent_keys(redis_url: str) -> int:
         await r.aclose()
 
 
+def postmaster_pid(folder: Path) -> int:
+    return int((folder / "data" / "postmaster.pid").read_text().split()[0])
+
+
 def table(minutes: list[dict[str, Any]]) -> None:
     """One row per 5 minutes (and the last)."""
     cols = ["minute", "offers", "p50_ms", "p99_ms", "signaling1_rss_mib", "signaling2_rss_mib",
@@ -407,6 +460,15 @@ def table(minutes: list[dict[str, Any]]) -> None:
     for m in minutes:
         if m["minute"] % 5 == 0 or m is minutes[-1]:
             print("| " + " | ".join(str(m.get(c, "")) for c in cols) + " |")
+    names = [c.removesuffix("_cpu_ms_s") for c in minutes[0] if c.endswith("_cpu_ms_s")
+             ] if minutes else []
+    print("\nms of each second on a CPU / waiting for one:")
+    print("| minute | p99_ms | " + " | ".join(names) + " |")
+    print("|" + "---|" * (len(names) + 2))
+    for m in minutes:
+        if m["minute"] % 5 == 0 or m is minutes[-1]:
+            print(f"| {m['minute']} | {m['p99_ms']} | " + " | ".join(
+                f"{m.get(n + '_cpu_ms_s')} / {m.get(n + '_cpu_wait_ms_s')}" for n in names) + " |")
 
 
 def main() -> None:
@@ -439,7 +501,9 @@ def main() -> None:
     try:
         with private_servers(folder) as (redis_srv, pg):
             upgrade(pg.url)
-            result = asyncio.run(run(args, folder, redis_srv.url, pg.url))
+            servers = {"redis": redis_srv.process.pid if redis_srv.process else 0,
+                       "postgres": postmaster_pid(pg.folder)}
+            result = asyncio.run(run(args, folder, redis_srv.url, pg.url, servers))
     finally:
         if args.keep_logs:
             args.keep_logs.mkdir(parents=True, exist_ok=True)
