@@ -10,8 +10,9 @@ the outline drawn (`--sheet`, to check the labels and outlines by eye), last lin
 
     .venv/bin/python bench/real_documents.py --dir DIR [--labels FILE] [--sheet /tmp/s.png]
 
-(--labels defaults to bench/real_documents/receipts.json; without --dir it says so and
-stops.)
+(--labels defaults to bench/real_documents/receipts.json, flatbed scans of receipts;
+bench/real_documents/camera_photos.json labels camera photos of pages and cards. Without
+--dir it says so and stops.)
 """
 
 from __future__ import annotations
