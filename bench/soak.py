@@ -279,36 +279,40 @@ async def sample(procs: dict[str, psutil.Process], redis_url: str, pg_url: str
     return out
 
 
-def cpu_ns(pid: int, with_children: bool) -> tuple[int, int]:
-    """Nanoseconds the process's threads (and its children's, if asked) have run on a CPU and
-    have spent runnable but waiting for one (the scheduler's /proc/PID/task/*/schedstat)."""
+Threads = dict[str, tuple[int, int]]  # "pid/tid" -> (ns on a CPU, ns waiting for one)
+
+
+def cpu_ns(pid: int, with_children: bool) -> Threads:
+    """Each thread's (and its children's, if asked) time run on a CPU and time spent
+    runnable but waiting for one (the scheduler's /proc/PID/task/*/schedstat)."""
     pids = [pid]
     if with_children:
         with contextlib.suppress(psutil.Error):  # gone: counted as what it had
             pids += [c.pid for c in psutil.Process(pid).children(recursive=True)]
-    ran = waited = 0
+    out: Threads = {}
     for one in pids:
         for stat in Path(f"/proc/{one}/task").glob("*/schedstat"):
             try:
                 fields = stat.read_text().split()
-                ran, waited = ran + int(fields[0]), waited + int(fields[1])
+                out[f"{one}/{stat.parent.name}"] = (int(fields[0]), int(fields[1]))
             except (OSError, IndexError, ValueError):
                 continue  # a thread that ended while read
-    return ran, waited
+    return out
 
 
 class CpuShare:
     """Per process, the milliseconds of each wall second it ran on a CPU and waited for one
     since the last reading: where routing latency goes when two cores carry everything. A
     service process counts its children (PostgreSQL's backends, the workers' pools); this
-    process counts only itself (its children are the kiosks and peers)."""
+    process counts only itself (its children are the kiosks and peers). Per thread, so a
+    thread or child that ended does not take its past time away from the total."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self.last = {name: self._ns(name) for name in pids}
         self.at = time.monotonic()
 
-    def _ns(self, name: str) -> tuple[int, int]:
+    def _ns(self, name: str) -> Threads:
         return cpu_ns(self.pids[name], with_children=name != "bench")
 
     def read(self) -> dict[str, float]:
@@ -316,10 +320,12 @@ class CpuShare:
         per_s = 1e6 * max(now - self.at, 1e-3)
         out: dict[str, float] = {}
         for name in self.pids:
-            (ran, waited), (ran0, waited0) = self._ns(name), self.last[name]
-            out[f"{name}_cpu_ms_s"] = round((ran - ran0) / per_s, 1)
-            out[f"{name}_cpu_wait_ms_s"] = round((waited - waited0) / per_s, 1)
-            self.last[name] = (ran, waited)
+            threads, before = self._ns(name), self.last[name]
+            ran = sum(r - before.get(t, (0, 0))[0] for t, (r, _) in threads.items())
+            waited = sum(w - before.get(t, (0, 0))[1] for t, (_, w) in threads.items())
+            out[f"{name}_cpu_ms_s"] = round(ran / per_s, 1)
+            out[f"{name}_cpu_wait_ms_s"] = round(waited / per_s, 1)
+            self.last[name] = threads
         self.at = now
         return out
 
