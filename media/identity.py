@@ -437,7 +437,6 @@ class IdentityChecks:
                                      move if verdict.prompt in PROMPTS.values() else None,
                                      done, len(challenge))
             await asyncio.sleep(max(0.0, self.times.face_every_s - (time.monotonic() - now)))
-        counts["blink_replaced"] = int(session.blink_replaced)
         attempt.timings["challenge_end"] = time.monotonic()
         attempt.timings["liveness_s"] = round(time.monotonic() - started, 3)
         log.info("identity liveness ended", extra={
@@ -445,7 +444,8 @@ class IdentityChecks:
             "reason": verdict.reason, "done": len(verdict.completed), "frames": counts})
         if counts["one"] + counts["several"] + counts["none"] == 0:
             raise CheckAborted(REASON_NO_FACE_FRAMES)
-        return faces, verdict, {**counts, "challenge": session.moves}  # type: ignore[dict-item]
+        return faces, verdict, {**counts, "challenge": session.moves,  # type: ignore[dict-item]
+                                "blink_replaced": session.blink_replaced}
 
     async def _keep(self, attempt: Attempt, kind: str, image: RGB | None) -> None:
         """An evidence image under verification/<call>/, its SHA-256 on the record."""
@@ -490,7 +490,7 @@ class IdentityChecks:
         live = {**liveness.to_dict(), "challenge": list(counts["challenge"]),
                 "frames_one_face": counts["one"], "frames_several": counts["several"],
                 "frames_no_face": counts["none"],
-                "blink_replaced": bool(counts["blink_replaced"])}
+                "blink_replaced": counts["blink_replaced"]}
         id_number = number.get("number") if number.get("status") == "valid" else None
         pii = keys_for(self.hub.settings.pii_key_file, self.hub.settings.run_mode == "local")
         async with self.hub.engine.begin() as conn:

@@ -32,8 +32,8 @@ from verify.face_model import RGB, FivePoints
 
 Challenge = Literal["left", "right", "nod", "blink"]
 LivenessStatus = Literal["pending", "pass", "fail"]
-CHALLENGES: tuple[Challenge, ...] = ("left", "right", "nod", "blink")
 HEAD_MOVES: tuple[Challenge, ...] = ("left", "right", "nod")
+CHALLENGES: tuple[Challenge, ...] = (*HEAD_MOVES, "blink")
 
 PROMPTS: dict[Challenge, str] = {"left": "向左转头", "right": "向右转头", "nod": "点头",
                                  "blink": "眨眼"}
@@ -163,7 +163,6 @@ class LivenessSession:
     _open_eyes: deque[float] = field(default_factory=lambda: deque(maxlen=5))
     _last_points: FivePoints | None = None
     _moves: list[Challenge] = field(init=False)
-    blink_replaced: bool = False  # the eyes could not be measured: a head move asked instead
 
     def __post_init__(self) -> None:
         self._moves = list(self.challenge)
@@ -172,6 +171,11 @@ class LivenessSession:
     def moves(self) -> list[Challenge]:
         """The moves asked for: the challenge, with a blink replaced if the eyes can't show one."""
         return list(self._moves)
+
+    @property
+    def blink_replaced(self) -> bool:
+        """The eyes could not be measured: a head move was asked in place of a blink."""
+        return self._moves != list(self.challenge)
 
     def feed(self, frame: LivenessFrame) -> LivenessVerdict:
         if self._verdict is not None:
@@ -271,7 +275,6 @@ class LivenessSession:
             return
         spare = itertools.cycle([m for m in HEAD_MOVES if m not in self._moves] or HEAD_MOVES)
         self._moves = [next(spare) if m == "blink" else m for m in self._moves]
-        self.blink_replaced = True
 
     def _closed(self, eyes: float) -> bool:
         """Well below the person's own recent openness (a fixed level would not fit all)."""
